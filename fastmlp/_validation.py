@@ -1,0 +1,110 @@
+"""Checks at the edge of the public API: clear errors, inputs never modified."""
+
+import numbers
+
+import numpy as np
+
+from . import kernels
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")
+    return value
+
+
+def check_dtype(dtype, choices):
+    """The name ("float32" or "float64") of a dtype given as a string or type."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = dtype
+    return check_choice("dtype", name, choices)
+
+
+def check_positive(name, value, integer=False, allow_zero=False):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {'an integer' if integer else 'a number'}, "
+                        f"got {value!r}")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+    return value
+
+
+def _numeric(name, a):
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    return a
+
+
+def _check_finite(name, a):
+    bad = ~np.isfinite(a)
+    if bad.any():
+        row = np.argwhere(bad)[0][0]
+        raise ValueError(f"{name} contains NaN or inf (first in row {row})")
+
+
+def check_features(X, n_features, dtype):
+    """X as a C-contiguous (n_samples, n_features) array of ``dtype``; copies only
+    when the input is not already one."""
+    X = _numeric("X", X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError("X has no samples")
+    if X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, the model expects {n_features}")
+    _check_finite("X", X)
+    X = np.ascontiguousarray(X, dtype=dtype)
+    _check_finite(f"X converted to {np.dtype(dtype).name}", X)
+    return X
+
+
+def _one_hot(labels, k, dtype):
+    T = np.zeros((labels.shape[0], k), dtype=dtype)
+    T[np.arange(labels.shape[0]), labels] = 1
+    return T
+
+
+def _check_labels(y, k):
+    if y.dtype.kind == "f" and np.any(y != np.round(y)):
+        raise ValueError("class labels must be whole numbers")
+    y = y.astype(np.int64)
+    bad = (y < 0) | (y >= k)
+    if bad.any():
+        raise ValueError(f"label {y[bad][0]} out of range: labels must be 0..{k - 1} "
+                         f"for {k} outputs")
+    return y
+
+
+def check_targets(y, n, k, loss, dtype):
+    """Targets T (n, k) of ``dtype`` for the loss code ``loss``, and the metric
+    they allow: "accuracy" for class targets, "r2" for regression targets."""
+    y = _numeric("y", y)
+    if y.ndim not in (1, 2) or y.shape[0] != n:
+        raise ValueError(f"y must have shape ({n},) or ({n}, {k}) to match X, got {y.shape}")
+    if y.ndim == 2 and y.shape[1] != k:
+        raise ValueError(f"y has {y.shape[1]} columns, the model has {k} outputs")
+    _check_finite("y", y)
+    if loss == kernels.SOFTMAX_CROSS_ENTROPY:
+        if y.ndim == 1:
+            return _one_hot(_check_labels(y, k), k, dtype), "accuracy"
+        if np.any(y < 0):
+            raise ValueError("one-hot targets must be non-negative")
+        return np.ascontiguousarray(y, dtype=dtype), "accuracy"
+    if loss == kernels.BINARY_CROSS_ENTROPY:
+        if y.ndim == 1 and k != 1:
+            raise ValueError(f"y must have shape ({n}, {k}) for {k} binary outputs")
+        values = np.unique(y)
+        if not np.isin(values, (-1, 0, 1)).all() or (-1 in values and 0 in values):
+            raise ValueError(f"binary targets must be 0/1 or -1/+1, got values {values[:5]}")
+        return (y == 1).reshape(n, k).astype(dtype), "accuracy"
+    if y.ndim == 1 and k > 1:
+        if y.dtype.kind not in "biu":
+            raise ValueError(f"y of shape ({n},) for {k} outputs must hold integer labels; "
+                             f"give regression targets as ({n}, {k})")
+        return _one_hot(_check_labels(y, k), k, dtype), "accuracy"
+    return np.ascontiguousarray(y.reshape(n, k), dtype=dtype), "r2"

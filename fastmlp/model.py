@@ -1,0 +1,285 @@
+"""The multilayer perceptron: its parameters, and fit / predict / evaluate."""
+
+import time
+
+import numpy as np
+
+from . import kernels
+from ._validation import (check_choice, check_dtype, check_features, check_positive,
+                          check_targets)
+
+ACTIVATIONS = {
+    "identity": kernels.IDENTITY,
+    "sigmoid": kernels.SIGMOID,
+    "logistic": kernels.SIGMOID,
+    "tanh": kernels.TANH,
+    "relu": kernels.RELU,
+    "leaky_relu": kernels.LEAKY_RELU,
+}
+
+LOSSES = {
+    "softmax_cross_entropy": kernels.SOFTMAX_CROSS_ENTROPY,
+    "binary_cross_entropy": kernels.BINARY_CROSS_ENTROPY,
+    "logistic": kernels.BINARY_CROSS_ENTROPY,
+    "mse": kernels.MEAN_SQUARED_ERROR,
+}
+
+# The output activation each loss implies; the cross-entropies fuse it into the
+# loss kernel, so their last layer hands logits to the loss.
+IMPLIED_OUTPUT = {
+    kernels.SOFTMAX_CROSS_ENTROPY: "softmax",
+    kernels.BINARY_CROSS_ENTROPY: "sigmoid",
+}
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+# Samples per block when predicting or evaluating: bounds the scratch memory.
+BLOCK_ROWS = 4096
+# Seconds of compiled work between two returns to Python during fit.
+CHUNK_SECONDS = 0.2
+
+
+class History:
+    """Per-epoch metrics of ``MLP.fit``: ``history["loss"]`` is a list with one
+    value per epoch, like Keras' History. Keys: loss, accuracy or r2, and the
+    same prefixed with ``val_`` when validation data is given."""
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def append(self, epoch, **metrics):
+        self.epoch.append(epoch)
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+def _init_bound(activation, fan_in, fan_out):
+    """Half-width of the uniform initialisation: He for relu-like units,
+    Glorot otherwise."""
+    if activation in ("relu", "leaky_relu"):
+        return np.sqrt(6.0 / fan_in)
+    return np.sqrt(6.0 / (fan_in + fan_out))
+
+
+class MLP:
+    """A multilayer perceptron trained by minibatch gradient descent.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths from inputs to outputs, e.g. (784, 100, 10).
+    activation : str
+        Hidden activation: "identity", "sigmoid" (or "logistic"), "tanh",
+        "relu", "leaky_relu".
+    loss : str
+        "softmax_cross_entropy" (targets: integer labels 0..k-1 or one-hot
+        rows), "binary_cross_entropy" or "logistic" (targets 0/1 or -1/+1,
+        one column per output), "mse" (half squared error: float targets, or
+        integer labels that become one-hot rows).
+    output : str or None
+        Output activation. None takes the one the loss implies: softmax for
+        softmax_cross_entropy, sigmoid for binary_cross_entropy, identity for
+        mse; mse accepts any activation name.
+    dtype : "float32" or "float64"
+    seed : int or None
+        Seeds the initial weights and, unless ``fit`` gets its own, the shuffling.
+
+    Attributes
+    ----------
+    params : ndarray of shape (n_params,)
+        Every weight and bias in one flat buffer.
+    weights : list of (W, b)
+        Views into ``params``: W of shape (fan_in, fan_out), b of shape (fan_out,).
+    """
+
+    def __init__(self, sizes, activation="relu", loss="softmax_cross_entropy",
+                 output=None, dtype="float32", seed=None):
+        sizes = tuple(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
+        for s in sizes:
+            check_positive("layer size", s, integer=True)
+        check_choice("activation", activation, ACTIVATIONS)
+        check_choice("loss", loss, LOSSES)
+        dtype = check_dtype(dtype, DTYPES)
+        loss_code = LOSSES[loss]
+        implied = IMPLIED_OUTPUT.get(loss_code)
+        if implied is None:
+            output = "identity" if output is None else output
+            check_choice("output", output, ACTIVATIONS)
+            self._output_code = ACTIVATIONS[output]
+        else:
+            if output not in (None, implied):
+                raise ValueError(f"loss {loss!r} implies output {implied!r}, got {output!r}")
+            output = implied
+            self._output_code = kernels.IDENTITY
+        self.sizes = sizes
+        self.activation = activation
+        self.loss = loss
+        self.output = output
+        self.dtype = np.dtype(DTYPES[dtype])
+        self.seed = seed
+        self._sizes = np.asarray(sizes, dtype=np.int64)
+        self._rng = np.random.default_rng(seed)
+        self.params = np.empty(kernels.param_offset(self._sizes, len(sizes) - 1),
+                               dtype=self.dtype)
+        self.weights = [kernels.layer_params(self.params, self._sizes, l)
+                        for l in range(len(sizes) - 1)]
+        for W, b in self.weights:
+            bound = _init_bound(activation, *W.shape)
+            W[...] = self._rng.uniform(-bound, bound, size=W.shape)
+            b[...] = 0.0
+
+    def __repr__(self):
+        return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
+                f"loss={self.loss!r}, output={self.output!r}, dtype={str(self.dtype)!r})")
+
+    @property
+    def _codes(self):
+        return ACTIVATIONS[self.activation], self._output_code, LOSSES[self.loss]
+
+    def _data(self, X, y):
+        """X as a C-contiguous (n, sizes[0]) array and targets T (n, sizes[-1]),
+        both in the model's dtype, plus the metric name for these targets."""
+        X = check_features(X, self.sizes[0], self.dtype)
+        T, metric = check_targets(y, X.shape[0], self.sizes[-1], LOSSES[self.loss], self.dtype)
+        return X, T, metric
+
+    def _work(self, rows, gather=False):
+        return np.empty(kernels.work_size(self._sizes, rows, gather), dtype=self.dtype)
+
+    def loss_and_grad(self, X, y):
+        """Mean loss over (X, y) and its gradient w.r.t. ``params`` (n_params,)."""
+        X, T, _ = self._data(X, y)
+        n = X.shape[0]
+        grads = np.empty_like(self.params)
+        hidden, output, loss = self._codes
+        value, _ = kernels.gradient(grads, self._work(n), n, self.params, self._sizes,
+                                    hidden, output, loss, X, T, 1.0 / n)
+        return value, grads
+
+    def _evaluate(self, X, T, metric):
+        hidden, output, loss = self._codes
+        rows = min(BLOCK_ROWS, X.shape[0])
+        value, correct = kernels.evaluate(self._work(rows), rows, self.params, self._sizes,
+                                          hidden, output, loss, X, T)
+        return value, self._metric(metric, value, correct, T)
+
+    @staticmethod
+    def _metric(metric, value, correct, T):
+        if metric == "accuracy":
+            return correct / T.shape[0]
+        # r2 from the mean half squared error: 1 - SSE / total sum of squares.
+        sst = ((T - T.mean(axis=0)) ** 2).sum()
+        return 1.0 - 2.0 * value * T.shape[0] / sst if sst > 0 else 0.0
+
+    def evaluate(self, X, y):
+        """(mean loss, accuracy) on (X, y); for regression targets the second
+        value is the coefficient of determination R^2."""
+        return self._evaluate(*self._data(X, y))
+
+    def _raw_output(self, X):
+        X = check_features(X, self.sizes[0], self.dtype)
+        hidden, output, _ = self._codes
+        rows = min(BLOCK_ROWS, X.shape[0])
+        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        kernels.predict(out, self._work(rows), rows, self.params, self._sizes, hidden,
+                        output, X)
+        return out
+
+    def predict_proba(self, X):
+        """Network outputs for X (n, sizes[0]): class probabilities (n, k) for the
+        cross-entropy losses, the output activations for mse."""
+        out = self._raw_output(X)
+        if self.output == "softmax":
+            kernels.softmax(out, out)
+        elif self.output == "sigmoid" and self._output_code == kernels.IDENTITY:
+            kernels.activation_forward(out, out, kernels.SIGMOID)
+        return out
+
+    def predict(self, X):
+        """Predictions for X (n, sizes[0]).
+
+        softmax_cross_entropy: labels (n,). binary_cross_entropy: labels in the
+        convention of the targets seen by ``fit`` (0/1 or -1/+1), shape (n,) for
+        one output, else (n, k). mse: outputs (n,) for one output, else (n, k).
+        """
+        out = self._raw_output(X)
+        loss = LOSSES[self.loss]
+        if loss == kernels.SOFTMAX_CROSS_ENTROPY:
+            return out.argmax(axis=1)
+        if loss == kernels.BINARY_CROSS_ENTROPY:
+            labels = np.where(out > 0, 1, getattr(self, "negative_label_", 0))
+            return labels[:, 0] if labels.shape[1] == 1 else labels
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, shuffle=True, seed=None,
+            validation_data=None, verbose=1):
+        """Train by minibatch SGD; returns a History.
+
+        X : (n, sizes[0]); y : targets as described for ``loss``.
+        batch_size : int or None. None is full-batch gradient descent, 1 is
+            per-sample SGD. Each step uses the mean loss of its batch.
+        shuffle : visit the samples of epoch e in the order ``rng.permutation(n)``
+            of ``rng = numpy.random.default_rng(seed)`` (the model's own
+            generator when seed is None); otherwise in their given order.
+        validation_data : (X_val, y_val) evaluated after each epoch.
+        verbose : 0 silent, 1 one line per epoch.
+
+        The training metrics of an epoch are averages over its batches, each
+        taken before that batch's update.
+        """
+        X, T, metric = self._data(X, y)
+        check_positive("epochs", epochs, integer=True, allow_zero=True)
+        check_positive("lr", lr)
+        n = X.shape[0]
+        rows = n if batch_size is None else min(check_positive("batch_size", batch_size,
+                                                               integer=True), n)
+        if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
+            self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
+        if validation_data is not None:
+            X_val, T_val, _ = self._data(*validation_data)
+        rng = self._rng if seed is None else np.random.default_rng(seed)
+        gather = shuffle and rows < n
+        work = self._work(rows, gather)
+        grads = np.empty_like(self.params)
+        hidden, output, loss = self._codes
+        n_batches = -(-n // rows)
+        order = np.arange(n)
+        chunk = 1
+        history = History()
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            if gather:
+                order = rng.permutation(n)
+            total, correct, first = 0.0, 0, 0
+            while first < n_batches:
+                stop = min(first + chunk, n_batches)
+                t0 = time.perf_counter()
+                value, c = kernels.train_batches(self.params, grads, work, rows, self._sizes,
+                                                 hidden, output, loss, X, T, order, gather,
+                                                 first, stop, float(lr))
+                elapsed = time.perf_counter() - t0
+                total += value
+                correct += c
+                # Aim each compiled call at CHUNK_SECONDS of work.
+                per_batch = elapsed / (stop - first)
+                chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
+                first = stop
+            metrics = {"loss": total / n, metric: self._metric(metric, total / n, correct, T)}
+            if validation_data is not None:
+                metrics["val_loss"], metrics["val_" + metric] = self._evaluate(X_val, T_val,
+                                                                               metric)
+            history.append(epoch, **metrics)
+            if verbose:
+                shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                print(f"epoch {epoch}/{epochs}  {shown}  "
+                      f"({time.perf_counter() - start:.2f} s)", flush=True)
+        return history

@@ -1,0 +1,151 @@
+"""Plain NumPy reference for every kernel and for whole training runs.
+
+Readable first, vectorised, float64. The tests hold the Numba kernels against
+these functions; the library itself never calls them. Names follow
+``fastmlp.kernels``, but these return their results instead of filling buffers.
+Parameters use the same flat layout (see ``unpack``).
+"""
+
+import numpy as np
+
+from .kernels import LEAKY_SLOPE
+
+
+def sigmoid(Z):
+    """1 / (1 + exp(-Z)) as exp(-softplus(-Z)), which cannot overflow."""
+    return np.exp(-np.logaddexp(0.0, -Z))
+
+
+ACTIVATIONS = {
+    "identity": lambda Z: Z,
+    "sigmoid": sigmoid,
+    "tanh": np.tanh,
+    "relu": lambda Z: np.maximum(Z, 0.0),
+    "leaky_relu": lambda Z: np.where(Z > 0, Z, LEAKY_SLOPE * Z),
+}
+
+# g'(Z) written in terms of the output A = g(Z).
+DERIVATIVES = {
+    "identity": lambda A: np.ones_like(A),
+    "sigmoid": lambda A: A * (1.0 - A),
+    "tanh": lambda A: 1.0 - A**2,
+    "relu": lambda A: (A > 0).astype(A.dtype),
+    "leaky_relu": lambda A: np.where(A > 0, 1.0, LEAKY_SLOPE),
+}
+
+
+def dense_forward(X, W, b):
+    """Z (n, fan_out) = X (n, fan_in) @ W (fan_in, fan_out) + b (fan_out,)."""
+    return X @ W + b
+
+
+def dense_backward(dZ, X, W):
+    """Gradients (dX, dW, db) w.r.t. X, W and b, given dZ = dloss/dZ (n, fan_out)."""
+    return dZ @ W.T, X.T @ dZ, dZ.sum(axis=0)
+
+
+def softmax(Z):
+    """Row-wise softmax of Z (n, k)."""
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def logsumexp(Z):
+    """log(sum_j exp(Z_ij)) for each row of Z (n, k): shape (n,)."""
+    zmax = Z.max(axis=1)
+    return zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
+
+
+def softmax_cross_entropy(Z, T):
+    """Mean over rows of -sum_j T_ij log softmax(Z)_ij, and its gradient w.r.t. Z.
+
+    Z, T : (n, k). Returns (loss, dZ (n, k)).
+    """
+    n = Z.shape[0]
+    log_p = Z - logsumexp(Z)[:, None]
+    loss = -(T * log_p).sum() / n
+    dZ = (softmax(Z) * T.sum(axis=1, keepdims=True) - T) / n
+    return loss, dZ
+
+
+def binary_cross_entropy(Z, T):
+    """Mean over rows of sum_j -[T log sigmoid(Z) + (1 - T) log(1 - sigmoid(Z))],
+    and its gradient w.r.t. the logits Z. Z, T : (n, k). Returns (loss, dZ)."""
+    n = Z.shape[0]
+    loss = (np.logaddexp(0.0, Z) - T * Z).sum() / n
+    return loss, (sigmoid(Z) - T) / n
+
+
+def mean_squared_error(A, T, output):
+    """Mean over rows of sum_j (A_ij - T_ij)**2 / 2 for outputs A = g(Z), g the
+    activation named ``output``; returns (loss, dZ), dZ the gradient w.r.t. Z."""
+    n = A.shape[0]
+    R = A - T
+    return 0.5 * (R**2).sum() / n, R * DERIVATIVES[output](A) / n
+
+
+LOSSES = {
+    "softmax_cross_entropy": lambda out, T, output: softmax_cross_entropy(out, T),
+    "binary_cross_entropy": lambda out, T, output: binary_cross_entropy(out, T),
+    "mse": mean_squared_error,
+}
+
+
+def sgd_update(params, grads, lr):
+    """New parameters params - lr * grads (flat vectors)."""
+    return params - lr * grads
+
+
+def unpack(params, sizes):
+    """Views [(W, b), ...] of the flat buffer: W (sizes[l], sizes[l+1]), b (sizes[l+1],)."""
+    layers, start = [], 0
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        W = params[start:start + fan_in * fan_out].reshape(fan_in, fan_out)
+        start += fan_in * fan_out
+        layers.append((W, params[start:start + fan_out]))
+        start += fan_out
+    return layers
+
+
+def forward(params, sizes, activation, output, X):
+    """Outputs [A_0 = X, A_1, ..., A_L] of every layer; the last uses ``output``."""
+    layers = unpack(params, sizes)
+    A = [X]
+    for l, (W, b) in enumerate(layers):
+        g = ACTIVATIONS[activation if l < len(layers) - 1 else output]
+        A.append(g(dense_forward(A[-1], W, b)))
+    return A
+
+
+def loss_and_grad(params, sizes, activation, output, loss, X, T):
+    """Mean loss over the batch (X (n, sizes[0]), T (n, sizes[-1])) and its
+    gradient w.r.t. the flat parameter vector, by backpropagation.
+
+    ``output`` is the last layer's activation as the kernels see it:
+    "identity" (logits) for the cross-entropy losses.
+    """
+    A = forward(params, sizes, activation, output, X)
+    value, dZ = LOSSES[loss](A[-1], T, output)
+    grads = np.zeros_like(params)
+    layers, grad_layers = unpack(params, sizes), unpack(grads, sizes)
+    for l in range(len(layers) - 1, -1, -1):
+        dX, dW, db = dense_backward(dZ, A[l], layers[l][0])
+        grad_layers[l][0][...] = dW
+        grad_layers[l][1][...] = db
+        dZ = dX * DERIVATIVES[activation](A[l])
+    return value, grads
+
+
+def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr):
+    """Minibatch SGD: for each epoch's sample order in ``orders``, batches of
+    ``batch_size`` consecutive entries (the last may be short), one SGD step
+    each. Returns the final flat parameters and the list of batch losses."""
+    losses = []
+    for order in orders:
+        for s in range(0, len(order), batch_size):
+            batch = order[s:s + batch_size]
+            value, grads = loss_and_grad(params, sizes, activation, output, loss,
+                                         X[batch], T[batch])
+            params = sgd_update(params, grads, lr)
+            losses.append(value)
+    return params, losses

@@ -1,0 +1,16 @@
+"""Numba kernels of fastmlp, installed as ``fastmlp.kernels``.
+
+Each kernel takes its output buffers first, then its inputs, then sizes and
+codes; it allocates nothing and keeps no state. Activations and losses are
+chosen by the integer codes defined next to them.
+"""
+
+from .activations import (IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH,
+                          activation_backward, activation_forward)
+from .dense import dense_backward, dense_backward_input, dense_forward
+from .losses import (BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR, SOFTMAX_CROSS_ENTROPY,
+                     binary_cross_entropy, loss_forward_backward, mean_squared_error,
+                     softmax, softmax_cross_entropy)
+from .network import (evaluate, forward, gradient, layer_params, param_offset,
+                       predict, train_batches, work_size)
+from .optim import sgd_update

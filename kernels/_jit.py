@@ -1,0 +1,11 @@
+"""Compiler options for every kernel, in one place.
+
+``cache=True`` keeps the compiled code on disk between runs; ``nogil=True`` lets
+kernels run from Python threads in parallel; ``error_model="numpy"`` drops the
+Python-style division checks from the inner loops. No ``fastmath``: it would
+let LLVM assume there are no NaN or inf values, and the trainer checks for them.
+"""
+
+import numba
+
+kernel = numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -1,0 +1,185 @@
+"""Whole-network kernels over one flat parameter buffer.
+
+Layout: layer l (0-based) maps sizes[l] inputs to sizes[l + 1] outputs and
+occupies ``params[param_offset(sizes, l):param_offset(sizes, l + 1)]``: first W (sizes[l], sizes[l + 1])
+row-major, then b (sizes[l + 1],). Gradients use the same layout.
+
+Scratch memory is one flat ``work`` buffer for ``rows`` samples: the
+activations A_1..A_L, then the deltas dZ_1..dZ_L (gradients w.r.t. each
+layer's pre-activation), then, when the trainer gathers shuffled minibatches,
+room for a batch of inputs and of targets.
+"""
+
+from ._jit import kernel
+from .dense import dense_backward, dense_backward_input, dense_forward
+from .activations import activation_backward, activation_forward
+from .losses import loss_forward_backward
+from .optim import sgd_update
+
+
+@kernel
+def param_offset(sizes, l):
+    """Start of layer l's (W, b) block in the flat buffer; l = n_layers gives its length."""
+    start = 0
+    for i in range(l):
+        start += (sizes[i] + 1) * sizes[i + 1]
+    return start
+
+
+@kernel
+def layer_params(params, sizes, l):
+    """Views (W, b) of layer l: W (sizes[l], sizes[l + 1]), b (sizes[l + 1],)."""
+    start = param_offset(sizes, l)
+    fan_in, fan_out = sizes[l], sizes[l + 1]
+    mid = start + fan_in * fan_out
+    return params[start:mid].reshape((fan_in, fan_out)), params[mid:mid + fan_out]
+
+
+@kernel
+def work_size(sizes, rows, gather):
+    """Length of the ``work`` buffer for batches of up to ``rows`` samples."""
+    width = 0
+    for l in range(1, sizes.shape[0]):
+        width += 2 * sizes[l]
+    if gather:
+        width += sizes[0] + sizes[-1]
+    return rows * width
+
+
+@kernel
+def _block(work, start, n, m):
+    return work[start:start + n * m].reshape((n, m))
+
+
+@kernel
+def _activation(work, sizes, rows, l, n):
+    """A_l (n, sizes[l]) for l >= 1, inside ``work`` laid out for ``rows`` samples."""
+    start = 0
+    for i in range(1, l):
+        start += rows * sizes[i]
+    return _block(work, start, n, sizes[l])
+
+
+@kernel
+def _delta(work, sizes, rows, l, n):
+    """dZ_l (n, sizes[l]) for l >= 1."""
+    start = 0
+    for i in range(1, sizes.shape[0]):
+        start += rows * sizes[i]
+    for i in range(1, l):
+        start += rows * sizes[i]
+    return _block(work, start, n, sizes[l])
+
+
+@kernel
+def _gathered(work, sizes, rows, n):
+    """Batch buffers Xb (n, sizes[0]) and Tb (n, sizes[-1]) at the end of ``work``."""
+    start = 0
+    for i in range(1, sizes.shape[0]):
+        start += 2 * rows * sizes[i]
+    Xb = _block(work, start, n, sizes[0])
+    Tb = _block(work, start + rows * sizes[0], n, sizes[-1])
+    return Xb, Tb
+
+
+@kernel
+def forward(work, rows, params, sizes, hidden, output, X):
+    """Run the network on X (n, sizes[0]), n <= rows; return the output view
+    A_L (n, sizes[-1]). Hidden layers use activation ``hidden``, the last layer
+    ``output`` (IDENTITY leaves logits for the cross-entropy losses)."""
+    L = sizes.shape[0] - 1
+    n = X.shape[0]
+    A_in = X
+    for l in range(L):
+        W, b = layer_params(params, sizes, l)
+        A = _activation(work, sizes, rows, l + 1, n)
+        dense_forward(A, A_in, W, b)
+        activation_forward(A, A, hidden if l < L - 1 else output)
+        A_in = A
+    return A_in
+
+
+@kernel
+def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale):
+    """Loss of the batch (X, T) and its gradient w.r.t. every parameter.
+
+    Writes grads (n_params,); returns (loss, n_correct) as the loss kernels do.
+    X : (n, sizes[0]), T : (n, sizes[-1]), n <= rows. ``scale`` weighs each
+    sample's loss (1 / n for the batch mean).
+    """
+    L = sizes.shape[0] - 1
+    n = X.shape[0]
+    out = forward(work, rows, params, sizes, hidden, output, X)
+    D = _delta(work, sizes, rows, L, n)
+    value, correct = loss_forward_backward(D, out, T, loss, output, scale)
+    for l in range(L - 1, -1, -1):
+        dW, db = layer_params(grads, sizes, l)
+        A_in = X if l == 0 else _activation(work, sizes, rows, l, n)
+        dense_backward(dW, db, D, A_in)
+        if l > 0:
+            W, b = layer_params(params, sizes, l)
+            D_in = _delta(work, sizes, rows, l, n)
+            dense_backward_input(D_in, D, W)
+            activation_backward(D_in, D_in, A_in, hidden)
+            D = D_in
+    return value, correct
+
+
+@kernel
+def evaluate(work, rows, params, sizes, hidden, output, loss, X, T):
+    """Mean loss and n_correct over all of X (n, sizes[0]), T (n, sizes[-1]),
+    in blocks of ``rows`` samples."""
+    n = X.shape[0]
+    total = 0.0
+    correct = 0
+    for s in range(0, n, rows):
+        e = min(s + rows, n)
+        out = forward(work, rows, params, sizes, hidden, output, X[s:e])
+        D = _delta(work, sizes, rows, sizes.shape[0] - 1, e - s)
+        value, c = loss_forward_backward(D, out, T[s:e], loss, output, 1.0)
+        total += value
+        correct += c
+    return total / n, correct
+
+
+@kernel
+def predict(out, work, rows, params, sizes, hidden, output, X):
+    """out (n, sizes[-1]) = the network's output on X (n, sizes[0]), in blocks of ``rows``."""
+    n = X.shape[0]
+    for s in range(0, n, rows):
+        e = min(s + rows, n)
+        out[s:e] = forward(work, rows, params, sizes, hidden, output, X[s:e])
+
+
+@kernel
+def train_batches(params, grads, work, rows, sizes, hidden, output, loss,
+                  X, T, order, gather, first, stop, lr):
+    """Minibatch SGD over batches first..stop-1 of one epoch.
+
+    Batch i holds the samples ``order[i * rows:(i + 1) * rows]`` (the last may
+    be short), copied into ``work`` when ``gather``; without it ``order`` must
+    be 0..n-1 and batches are views of X. Each batch: forward, mean loss,
+    backward, ``params -= lr * grads``.
+    Returns (sum over samples of the loss, n_correct), taken before each update.
+    """
+    n = X.shape[0]
+    total = 0.0
+    correct = 0
+    for i in range(first, stop):
+        s = i * rows
+        e = min(s + rows, n)
+        m = e - s
+        if gather:
+            Xb, Tb = _gathered(work, sizes, rows, m)
+            for r in range(m):
+                Xb[r] = X[order[s + r]]
+                Tb[r] = T[order[s + r]]
+        else:
+            Xb = X[s:e]
+            Tb = T[s:e]
+        value, c = gradient(grads, work, rows, params, sizes, hidden, output, loss,
+                            Xb, Tb, 1.0 / m)
+        sgd_update(params, grads, lr)
+        total += value * m
+        correct += c
+    return total, correct
