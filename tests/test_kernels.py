@@ -1,0 +1,162 @@
+"""Each Numba kernel equals its NumPy reference (fastmlp.reference)."""
+
+import numpy as np
+import pytest
+from conftest import ACTIVATIONS, assert_close
+
+from fastmlp import kernels, reference
+from fastmlp.model import ACTIVATIONS as CODES
+
+ROWS = [1, 2, 7, 64]
+WIDTHS = [1, 3, 17, 255]
+
+
+def random(rng, shape, dtype, scale=3.0):
+    """Normal values with a few large ones mixed in, to reach the tails."""
+    a = rng.normal(0.0, scale, size=shape)
+    a.flat[rng.integers(0, a.size, size=max(1, a.size // 10))] *= 100.0
+    return a.astype(dtype)
+
+
+@pytest.mark.parametrize("n", ROWS)
+@pytest.mark.parametrize("fan_in, fan_out", [(1, 1), (3, 17), (17, 3), (255, 17), (64, 255)])
+def test_dense(dtype, rng, n, fan_in, fan_out):
+    X, W, b = (random(rng, s, dtype, 1.0) for s in [(n, fan_in), (fan_in, fan_out), (fan_out,)])
+    dZ = random(rng, (n, fan_out), dtype, 1.0)
+    Z = np.empty((n, fan_out), dtype)
+    kernels.dense_forward(Z, X, W, b)
+    dX, dW, db = np.empty_like(X), np.empty_like(W), np.full_like(b, np.nan)
+    kernels.dense_backward(dW, db, dZ, X)
+    kernels.dense_backward_input(dX, dZ, W)
+    X64, W64, b64, dZ64 = (a.astype(np.float64) for a in (X, W, b, dZ))
+    assert_close(Z, reference.dense_forward(X64, W64, b64), dtype)
+    for got, want in zip((dX, dW, db), reference.dense_backward(dZ64, X64, W64)):
+        assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("n, m", [(1, 1), (1, 255), (7, 3), (64, 17)])
+def test_activation(dtype, rng, name, n, m):
+    Z = random(rng, (n, m), dtype)
+    A = np.empty_like(Z)
+    kernels.activation_forward(A, Z, CODES[name])
+    assert_close(A, reference.ACTIVATIONS[name](Z.astype(np.float64)), dtype)
+    dA = random(rng, (n, m), dtype, 1.0)
+    dZ = np.empty_like(dA)
+    kernels.activation_backward(dZ, dA, A, CODES[name])
+    A64 = A.astype(np.float64)
+    assert_close(dZ, dA * reference.DERIVATIVES[name](A64), dtype)
+
+
+def test_activation_in_place(dtype, rng):
+    Z = random(rng, (5, 17), dtype)
+    want = reference.sigmoid(Z.astype(np.float64))
+    kernels.activation_forward(Z, Z, kernels.SIGMOID)
+    assert_close(Z, want, dtype)
+
+
+@pytest.mark.parametrize("z", [-1e30, -1e4, -750.0, -88.0, -30.0, 0.0, 30.0, 88.0, 750.0, 1e4, 1e30])
+def test_sigmoid_is_finite_everywhere(dtype, z):
+    Z = np.full((1, 3), z, dtype)
+    A = np.empty_like(Z)
+    kernels.activation_forward(A, Z, kernels.SIGMOID)
+    assert np.all(np.isfinite(A)) and np.all((A >= 0) & (A <= 1))
+    assert_close(A, reference.sigmoid(Z.astype(np.float64)), dtype)
+
+
+def one_hot(rng, n, k, dtype):
+    T = np.zeros((n, k), dtype)
+    T[np.arange(n), rng.integers(0, k, n)] = 1
+    return T
+
+
+@pytest.mark.parametrize("n", ROWS)
+@pytest.mark.parametrize("k", WIDTHS)
+@pytest.mark.parametrize("targets", ["one_hot", "probabilities"])
+def test_softmax_cross_entropy(dtype, rng, n, k, targets):
+    Z = random(rng, (n, k), dtype)
+    if targets == "one_hot":
+        T = one_hot(rng, n, k, dtype)
+    else:
+        T = rng.random((n, k)).astype(dtype)
+        T /= T.sum(axis=1, keepdims=True)
+    dZ = np.empty_like(Z)
+    loss, correct = kernels.softmax_cross_entropy(dZ, Z, T, 1.0 / n)
+    want_loss, want_dZ = reference.softmax_cross_entropy(Z.astype(np.float64),
+                                                         T.astype(np.float64))
+    assert_close(loss, want_loss, dtype)
+    assert_close(dZ, want_dZ, dtype)
+    assert correct == np.sum(Z.argmax(axis=1) == T.argmax(axis=1))
+    P = np.empty_like(Z)
+    kernels.softmax(P, Z)
+    assert_close(P, reference.softmax(Z.astype(np.float64)), dtype)
+
+
+@pytest.mark.parametrize("n", ROWS)
+@pytest.mark.parametrize("k", WIDTHS)
+def test_binary_cross_entropy(dtype, rng, n, k):
+    Z = random(rng, (n, k), dtype)
+    T = rng.integers(0, 2, (n, k)).astype(dtype)
+    dZ = np.empty_like(Z)
+    loss, correct = kernels.binary_cross_entropy(dZ, Z, T, 1.0 / n)
+    want_loss, want_dZ = reference.binary_cross_entropy(Z.astype(np.float64),
+                                                        T.astype(np.float64))
+    assert_close(loss, want_loss, dtype)
+    assert_close(dZ, want_dZ, dtype)
+    assert correct == np.sum(np.all((Z > 0) == (T > 0.5), axis=1))
+
+
+def test_binary_cross_entropy_is_the_logistic_loss(rng):
+    """With y = 2T - 1 the loss is mean log(1 + exp(-y z)), the logistic loss."""
+    z = rng.normal(0, 5, (50, 1))
+    y = rng.choice([-1.0, 1.0], (50, 1))
+    loss, _ = kernels.binary_cross_entropy(np.empty_like(z), z, (y + 1) / 2, 1.0 / 50)
+    assert abs(loss - np.mean(np.log1p(np.exp(-y * z)))) < 1e-12
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "binary_cross_entropy"])
+@pytest.mark.parametrize("z", [-1e30, -1e4, 1e4, 1e30])
+def test_cross_entropies_are_finite_for_huge_logits(dtype, name, z):
+    Z = np.array([[z, 0.0, -z]], dtype)
+    T = np.array([[0.0, 0.0, 1.0]], dtype)
+    dZ = np.empty_like(Z)
+    loss, _ = getattr(kernels, name)(dZ, Z, T, 1.0)
+    assert np.isfinite(loss) and np.all(np.isfinite(dZ))
+    want_loss, want_dZ = getattr(reference, name)(Z.astype(np.float64), T.astype(np.float64))
+    assert_close(loss, want_loss, dtype)
+    assert_close(dZ, want_dZ, dtype)
+
+
+@pytest.mark.parametrize("n", ROWS)
+@pytest.mark.parametrize("k", WIDTHS)
+@pytest.mark.parametrize("output", ACTIVATIONS)
+def test_mean_squared_error(dtype, rng, n, k, output):
+    A = reference.ACTIVATIONS[output](random(rng, (n, k), dtype, 1.0)).astype(dtype)
+    T = rng.random((n, k)).astype(dtype)
+    dZ = np.empty_like(A)
+    loss, correct = kernels.mean_squared_error(dZ, A, T, CODES[output], 1.0 / n)
+    want_loss, want_dZ = reference.mean_squared_error(A.astype(np.float64),
+                                                      T.astype(np.float64), output)
+    assert_close(loss, want_loss, dtype)
+    assert_close(dZ, want_dZ, dtype)
+    assert correct == np.sum(A.argmax(axis=1) == T.argmax(axis=1))
+
+
+@pytest.mark.parametrize("size", [1, 3, 17, 255, 1000])
+def test_sgd_update(dtype, rng, size):
+    params, grads = random(rng, size, dtype), random(rng, size, dtype)
+    want = reference.sgd_update(params.astype(np.float64), grads.astype(np.float64), 0.05)
+    kernels.sgd_update(params, grads, 0.05)
+    assert_close(params, want, dtype)
+
+
+def test_layer_params_are_views_in_the_flat_layout():
+    sizes = np.array([3, 4, 2], dtype=np.int64)
+    params = np.arange(kernels.param_offset(sizes, 2), dtype=np.float64)
+    assert params.size == (3 + 1) * 4 + (4 + 1) * 2
+    for l, (want_W, want_b) in enumerate(reference.unpack(params, [3, 4, 2])):
+        W, b = kernels.layer_params(params, sizes, l)
+        np.testing.assert_array_equal(W, want_W)
+        np.testing.assert_array_equal(b, want_b)
+        W[0, 0] = -1.0
+        assert want_W[0, 0] == -1.0

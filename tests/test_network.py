@@ -1,0 +1,113 @@
+"""Whole-network kernels against the reference: gradients, predictions, training."""
+
+import numpy as np
+import pytest
+from conftest import ACTIVATIONS, LOSSES, assert_close
+
+import fastmlp
+from fastmlp import reference
+
+N_OUT = {"softmax_cross_entropy": 4, "binary_cross_entropy": 3, "mse": 2}
+
+
+def problem(rng, loss, n, n_in, n_out):
+    """Inputs (n, n_in) and targets of the kind the loss takes."""
+    X = rng.normal(size=(n, n_in))
+    if loss == "softmax_cross_entropy":
+        return X, rng.integers(0, n_out, n)
+    if loss == "binary_cross_entropy":
+        return X, rng.integers(0, 2, (n, n_out))
+    return X, rng.normal(size=(n, n_out))
+
+
+def targets(loss, y, n_out):
+    """The float targets T (n, n_out) the kernels see."""
+    if loss == "softmax_cross_entropy":
+        return np.eye(n_out)[y]
+    return np.asarray(y, dtype=np.float64).reshape(len(y), n_out)
+
+
+def kernel_output(net):
+    """The last layer's activation as the kernels and the reference see it."""
+    return "identity" if net.output in ("softmax", "sigmoid") and net.loss != "mse" else net.output
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("hidden", [(), (17,), (3, 255), (5, 4, 3)])
+@pytest.mark.parametrize("n", [1, 7])
+def test_loss_and_grad_equal_reference(dtype, rng, activation, loss, hidden, n):
+    n_out = N_OUT[loss]
+    output = "sigmoid" if loss == "mse" else None
+    net = fastmlp.MLP((6, *hidden, n_out), activation, loss, output, dtype, seed=1)
+    X, y = problem(rng, loss, n, 6, n_out)
+    value, grad = net.loss_and_grad(X, y)
+    want_value, want_grad = reference.loss_and_grad(
+        net.params.astype(np.float64), net.sizes, activation, kernel_output(net), loss,
+        X.astype(dtype).astype(np.float64), targets(loss, y, n_out))
+    assert_close(value, want_value, dtype)
+    assert_close(grad, want_grad, dtype)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_predict_proba_equals_reference(dtype, rng, activation, loss):
+    n_out = N_OUT[loss]
+    net = fastmlp.MLP((6, 9, n_out), activation, loss, dtype=dtype, seed=2)
+    X = rng.normal(size=(5000, 6)).astype(dtype)  # more than one block of rows
+    out = reference.forward(net.params.astype(np.float64), net.sizes, activation,
+                            net.output if net.output != "softmax" else "identity",
+                            X.astype(np.float64))[-1]
+    if net.output == "softmax":
+        out = reference.softmax(out)
+    assert_close(net.predict_proba(X), out, dtype)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("hidden", [(16,), (8, 8), (6, 5, 4)])
+def test_gradcheck(activation, loss, hidden, rng):
+    n_out = N_OUT[loss]
+    output = "tanh" if loss == "mse" else None
+    net = fastmlp.MLP((4, *hidden, n_out), activation, loss, output, "float64", seed=3)
+    X, y = problem(rng, loss, 10, 4, n_out)
+    assert fastmlp.gradcheck(net, X, y) < 1e-6
+
+
+def test_gradcheck_catches_a_gradient_off_by_the_batch_size(rng, monkeypatch):
+    net = fastmlp.MLP((4, 5, 3), "tanh", dtype="float64", seed=0)
+    X, y = problem(rng, "softmax_cross_entropy", 8, 4, 3)
+    right = net.loss_and_grad
+    monkeypatch.setattr(net, "loss_and_grad", lambda X, y: (right(X, y)[0], right(X, y)[1] * 8))
+    assert fastmlp.gradcheck(net, X, y) > 0.5
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_three_epochs_of_minibatch_sgd_equal_reference(rng, activation, loss):
+    """Shuffled batches of 7 (the last one short): same parameters after 3 epochs."""
+    n_out, n, seed = N_OUT[loss], 52, 11
+    net = fastmlp.MLP((5, 8, 6, n_out), activation, loss, dtype="float64", seed=4)
+    X, y = problem(rng, loss, n, 5, n_out)
+    start = net.params.copy()
+    net.fit(X, y, epochs=3, batch_size=7, lr=0.1, seed=seed, verbose=0)
+    shuffles = np.random.default_rng(seed)
+    orders = [shuffles.permutation(n) for _ in range(3)]
+    want, _ = reference.train(start, net.sizes, activation, kernel_output(net), loss,
+                              X, targets(loss, y, n_out), orders, 7, 0.1)
+    np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-9 * np.abs(want).max())
+    assert np.abs(net.params - start).max() > 1e-3  # it did train
+
+
+def test_training_float32_follows_reference(rng):
+    net = fastmlp.MLP((5, 16, 3), "relu", dtype="float32", seed=5)
+    X, y = problem(rng, "softmax_cross_entropy", 40, 5, 3)
+    start = net.params.astype(np.float64)
+    history = net.fit(X, y, epochs=2, batch_size=8, lr=0.05, seed=0, verbose=0)
+    shuffles = np.random.default_rng(0)
+    orders = [shuffles.permutation(40) for _ in range(2)]
+    want, losses = reference.train(start, net.sizes, "relu", "identity",
+                                   "softmax_cross_entropy", X.astype(np.float32).astype(np.float64),
+                                   targets("softmax_cross_entropy", y, 3), orders, 8, 0.05)
+    np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    assert history["loss"][0] == pytest.approx(np.mean(losses[:5]), rel=1e-5)
