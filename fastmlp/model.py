@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from . import kernels
+from . import kernels, threads
 from ._validation import (check_choice, check_dtype, check_features, check_positive,
                           check_targets)
 
@@ -37,6 +37,13 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 BLOCK_ROWS = 4096
 # Seconds of compiled work between two returns to Python during fit.
 CHUNK_SECONDS = 0.2
+# How fit uses several threads (measured by benchmarks/sharding.py): a batch
+# of at least SHARD_MIN_ROWS samples for a net no wider than SHARD_MAX_WIDTH
+# is split into one shard per Numba thread, each with single-threaded BLAS;
+# anything else runs on one Numba thread with threaded BLAS, which wins for
+# wide layers (784-256-128-10) and small batches.
+SHARD_MIN_ROWS = 128
+SHARD_MAX_WIDTH = 128
 
 
 class History:
@@ -221,7 +228,7 @@ class MLP:
         return out[:, 0] if out.shape[1] == 1 else out
 
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, shuffle=True, seed=None,
-            validation_data=None, verbose=1):
+            validation_data=None, verbose=1, n_threads=None):
         """Train by minibatch SGD; returns a History.
 
         X : (n, sizes[0]); y : targets as described for ``loss``.
@@ -232,6 +239,8 @@ class MLP:
             generator when seed is None); otherwise in their given order.
         validation_data : (X_val, y_val) evaluated after each epoch.
         verbose : 0 silent, 1 one line per epoch.
+        n_threads : threads to train with; None takes ``fastmlp.get_num_threads()``.
+            Results depend on it only through floating-point reassociation.
 
         The training metrics of an epoch are averages over its batches, each
         taken before that batch's update.
@@ -240,46 +249,52 @@ class MLP:
         check_positive("epochs", epochs, integer=True, allow_zero=True)
         check_positive("lr", lr)
         n = X.shape[0]
-        rows = n if batch_size is None else min(check_positive("batch_size", batch_size,
-                                                               integer=True), n)
+        batch = n if batch_size is None else min(check_positive("batch_size", batch_size,
+                                                                integer=True), n)
+        n_threads = threads.check_threads(n_threads)
+        narrow = max(self.sizes[1:]) <= SHARD_MAX_WIDTH
+        n_shards = n_threads if batch >= SHARD_MIN_ROWS and narrow else 1
+        rows = -(-batch // n_shards)
         if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         if validation_data is not None:
             X_val, T_val, _ = self._data(*validation_data)
         rng = self._rng if seed is None else np.random.default_rng(seed)
-        gather = shuffle and rows < n
-        work = self._work(rows, gather)
-        grads = np.empty_like(self.params)
+        gather = shuffle and batch < n
+        work = np.empty((n_shards, kernels.work_size(self._sizes, rows, gather)), self.dtype)
+        grads = np.empty((n_shards, self.params.size), self.dtype)
+        train = kernels.train_batches_parallel if n_shards > 1 else kernels.train_batches
         hidden, output, loss = self._codes
-        n_batches = -(-n // rows)
+        n_batches = -(-n // batch)
         order = np.arange(n)
         chunk = 1
         history = History()
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            if gather:
-                order = rng.permutation(n)
-            total, correct, first = 0.0, 0, 0
-            while first < n_batches:
-                stop = min(first + chunk, n_batches)
-                t0 = time.perf_counter()
-                value, c = kernels.train_batches(self.params, grads, work, rows, self._sizes,
-                                                 hidden, output, loss, X, T, order, gather,
-                                                 first, stop, float(lr))
-                elapsed = time.perf_counter() - t0
-                total += value
-                correct += c
-                # Aim each compiled call at CHUNK_SECONDS of work.
-                per_batch = elapsed / (stop - first)
-                chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
-                first = stop
-            metrics = {"loss": total / n, metric: self._metric(metric, total / n, correct, T)}
-            if validation_data is not None:
-                metrics["val_loss"], metrics["val_" + metric] = self._evaluate(X_val, T_val,
-                                                                               metric)
-            history.append(epoch, **metrics)
-            if verbose:
-                shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                print(f"epoch {epoch}/{epochs}  {shown}  "
-                      f"({time.perf_counter() - start:.2f} s)", flush=True)
+        with threads.using(n_threads, 1 if n_shards > 1 else n_threads):
+            for epoch in range(1, epochs + 1):
+                start = time.perf_counter()
+                if gather:
+                    order = rng.permutation(n)
+                total, correct, first = 0.0, 0, 0
+                while first < n_batches:
+                    stop = min(first + chunk, n_batches)
+                    t0 = time.perf_counter()
+                    value, c = train(self.params, grads, work, rows, self._sizes, hidden,
+                                     output, loss, X, T, order, gather, batch, first, stop,
+                                     float(lr))
+                    total += value
+                    correct += c
+                    # Aim each compiled call at CHUNK_SECONDS of work.
+                    per_batch = (time.perf_counter() - t0) / (stop - first)
+                    chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
+                    first = stop
+                metrics = {"loss": total / n,
+                           metric: self._metric(metric, total / n, correct, T)}
+                if validation_data is not None:
+                    metrics["val_loss"], metrics["val_" + metric] = self._evaluate(
+                        X_val, T_val, metric)
+                history.append(epoch, **metrics)
+                if verbose:
+                    shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                    print(f"epoch {epoch}/{epochs}  {shown}  "
+                          f"({time.perf_counter() - start:.2f} s)", flush=True)
         return history

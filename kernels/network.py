@@ -10,11 +10,18 @@ layer's pre-activation), then, when the trainer gathers shuffled minibatches,
 room for a batch of inputs and of targets.
 """
 
-from ._jit import kernel
+import numpy as np
+from numba import prange
+
+from ._jit import kernel, parallel_kernel
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
 from .optim import sgd_update
+
+
+# Parameters per block of the update loop (threads take whole blocks).
+UPDATE_BLOCK = 4096
 
 
 @kernel
@@ -151,35 +158,55 @@ def predict(out, work, rows, params, sizes, hidden, output, X):
         out[s:e] = forward(work, rows, params, sizes, hidden, output, X[s:e])
 
 
-@kernel
-def train_batches(params, grads, work, rows, sizes, hidden, output, loss,
-                  X, T, order, gather, first, stop, lr):
-    """Minibatch SGD over batches first..stop-1 of one epoch.
+def _train_batches(params, grads, work, rows, sizes, hidden, output, loss,
+                   X, T, order, gather, batch, first, stop, lr):
+    """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.
 
-    Batch i holds the samples ``order[i * rows:(i + 1) * rows]`` (the last may
-    be short), copied into ``work`` when ``gather``; without it ``order`` must
-    be 0..n-1 and batches are views of X. Each batch: forward, mean loss,
-    backward, ``params -= lr * grads``.
+    Batch i holds the samples ``order[i * batch:(i + 1) * batch]`` (the last may
+    be short). Its m samples are cut into n_shards runs of ceil(m / n_shards)
+    (at most ``rows``, the capacity ``work`` was sized for); shard t takes
+    run t, copied into ``work[t]`` when ``gather`` (without it
+    ``order`` must be 0..n-1 and shards are views of X), and writes its part of
+    the gradient of the batch-mean loss into ``grads[t]``. The shard gradients
+    are summed in shard order and one SGD step ``params -= lr * grads`` follows,
+    in blocks of UPDATE_BLOCK parameters.
+
+    params (n_params,), grads (n_shards, n_params), work (n_shards, work_size).
     Returns (sum over samples of the loss, n_correct), taken before each update.
     """
     n = X.shape[0]
+    n_shards = grads.shape[0]
+    values = np.zeros(n_shards)
+    corrects = np.zeros(n_shards, dtype=np.int64)
     total = 0.0
     correct = 0
     for i in range(first, stop):
-        s = i * rows
-        e = min(s + rows, n)
-        m = e - s
-        if gather:
-            Xb, Tb = _gathered(work, sizes, rows, m)
-            for r in range(m):
-                Xb[r] = X[order[s + r]]
-                Tb[r] = T[order[s + r]]
-        else:
-            Xb = X[s:e]
-            Tb = T[s:e]
-        value, c = gradient(grads, work, rows, params, sizes, hidden, output, loss,
-                            Xb, Tb, 1.0 / m)
-        sgd_update(params, grads, lr)
-        total += value * m
-        correct += c
+        s = i * batch
+        m = min(s + batch, n) - s
+        size = (m + n_shards - 1) // n_shards
+        active = (m + size - 1) // size
+        for t in prange(active):
+            a = s + t * size
+            b = min(a + size, s + m)
+            if gather:
+                Xb, Tb = _gathered(work[t], sizes, rows, b - a)
+                for r in range(b - a):
+                    Xb[r] = X[order[a + r]]
+                    Tb[r] = T[order[a + r]]
+            else:
+                Xb = X[a:b]
+                Tb = T[a:b]
+            values[t], corrects[t] = gradient(grads[t], work[t], rows, params, sizes, hidden,
+                                              output, loss, Xb, Tb, 1.0 / m)
+        for block in prange((params.shape[0] + UPDATE_BLOCK - 1) // UPDATE_BLOCK):
+            start = block * UPDATE_BLOCK
+            sgd_update(params, grads[:active], lr, start, min(start + UPDATE_BLOCK,
+                                                               params.shape[0]))
+        for t in range(active):
+            total += values[t] * m
+            correct += corrects[t]
     return total, correct
+
+
+train_batches = kernel(_train_batches)
+train_batches_parallel = parallel_kernel(_train_batches)

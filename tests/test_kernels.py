@@ -143,11 +143,15 @@ def test_mean_squared_error(dtype, rng, n, k, output):
 
 
 @pytest.mark.parametrize("size", [1, 3, 17, 255, 1000])
-def test_sgd_update(dtype, rng, size):
-    params, grads = random(rng, size, dtype), random(rng, size, dtype)
-    want = reference.sgd_update(params.astype(np.float64), grads.astype(np.float64), 0.05)
-    kernels.sgd_update(params, grads, 0.05)
-    assert_close(params, want, dtype)
+@pytest.mark.parametrize("n_shards", [1, 2, 3])
+def test_sgd_update(dtype, rng, size, n_shards):
+    params, grads = random(rng, size, dtype), random(rng, (n_shards, size), dtype)
+    want = reference.sgd_update(params.astype(np.float64), grads.astype(np.float64).sum(axis=0),
+                                0.05)
+    before, start = params.copy(), size // 3
+    kernels.sgd_update(params, grads, 0.05, start, size)
+    assert_close(params[start:], want[start:], dtype)
+    np.testing.assert_array_equal(params[:start], before[:start])
 
 
 def test_layer_params_are_views_in_the_flat_layout():

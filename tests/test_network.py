@@ -111,3 +111,40 @@ def test_training_float32_follows_reference(rng):
                                    targets("softmax_cross_entropy", y, 3), orders, 8, 0.05)
     np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-5 * np.abs(want).max())
     assert history["loss"][0] == pytest.approx(np.mean(losses[:5]), rel=1e-5)
+
+
+@pytest.fixture(params=["shards", "threaded BLAS"])
+def strategy(request, monkeypatch):
+    """Force fit's way of using threads: shards for any batch, or never."""
+    shards = request.param == "shards"
+    monkeypatch.setattr(fastmlp.model, "SHARD_MIN_ROWS", 1 if shards else 1 << 62)
+    monkeypatch.setattr(fastmlp.model, "SHARD_MAX_WIDTH", 1 << 30 if shards else 0)
+    return request.param
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_threads_change_results_only_by_reassociation(rng, strategy, n_threads, shuffle):
+    n, seed = 61, 7
+    X, y = problem(rng, "softmax_cross_entropy", n, 5, 4)
+    runs = []
+    for _ in range(2):
+        net = fastmlp.MLP((5, 9, 4), "tanh", dtype="float64", seed=4)
+        start = net.params.copy()
+        net.fit(X, y, epochs=3, batch_size=7, lr=0.1, shuffle=shuffle, seed=seed, verbose=0,
+                n_threads=n_threads)
+        runs.append(net.params.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])  # bit-identical run after run
+    shuffles = np.random.default_rng(seed)
+    orders = [shuffles.permutation(n) if shuffle else np.arange(n) for _ in range(3)]
+    want, _ = reference.train(start, net.sizes, "tanh", "identity", "softmax_cross_entropy",
+                              X, targets("softmax_cross_entropy", y, 4), orders, 7, 0.1)
+    np.testing.assert_allclose(runs[0], want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+def test_bad_thread_count_is_refused(rng):
+    net = fastmlp.MLP((5, 3), seed=0)
+    X, y = problem(rng, "softmax_cross_entropy", 10, 5, 3)
+    for bad in [0, -1, 1000, 1.5, True]:
+        with pytest.raises(ValueError, match="n_threads"):
+            net.fit(X, y, n_threads=bad, verbose=0)
