@@ -227,6 +227,26 @@ class MLP:
             return labels[:, 0] if labels.shape[1] == 1 else labels
         return out[:, 0] if out.shape[1] == 1 else out
 
+    def _stepper(self, batch, n_shards, gather):
+        """A function running minibatches first..stop-1 of an epoch, with its buffers."""
+        hidden, output, loss = self._codes
+        if batch == 1:
+            work = self._work(1)
+
+            def step(X, T, order, first, stop, lr):
+                return kernels.train_samples(self.params, work, self._sizes, hidden, output,
+                                             loss, X, T, order, first, stop, lr)
+            return step
+        rows = -(-batch // n_shards)
+        work = np.empty((n_shards, kernels.work_size(self._sizes, rows, gather)), self.dtype)
+        grads = np.empty((n_shards, self.params.size), self.dtype)
+        train = kernels.train_batches_parallel if n_shards > 1 else kernels.train_batches
+
+        def step(X, T, order, first, stop, lr):
+            return train(self.params, grads, work, rows, self._sizes, hidden, output, loss,
+                         X, T, order, gather, batch, first, stop, lr)
+        return step
+
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, shuffle=True, seed=None,
             validation_data=None, verbose=1, n_threads=None):
         """Train by minibatch SGD; returns a History.
@@ -254,17 +274,13 @@ class MLP:
         n_threads = threads.check_threads(n_threads)
         narrow = max(self.sizes[1:]) <= SHARD_MAX_WIDTH
         n_shards = n_threads if batch >= SHARD_MIN_ROWS and narrow else 1
-        rows = -(-batch // n_shards)
         if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         if validation_data is not None:
             X_val, T_val, _ = self._data(*validation_data)
         rng = self._rng if seed is None else np.random.default_rng(seed)
-        gather = shuffle and batch < n
-        work = np.empty((n_shards, kernels.work_size(self._sizes, rows, gather)), self.dtype)
-        grads = np.empty((n_shards, self.params.size), self.dtype)
-        train = kernels.train_batches_parallel if n_shards > 1 else kernels.train_batches
-        hidden, output, loss = self._codes
+        shuffle = shuffle and batch < n
+        step = self._stepper(batch, n_shards, gather=shuffle)
         n_batches = -(-n // batch)
         order = np.arange(n)
         chunk = 1
@@ -272,15 +288,13 @@ class MLP:
         with threads.using(n_threads, 1 if n_shards > 1 else n_threads):
             for epoch in range(1, epochs + 1):
                 start = time.perf_counter()
-                if gather:
+                if shuffle:
                     order = rng.permutation(n)
                 total, correct, first = 0.0, 0, 0
                 while first < n_batches:
                     stop = min(first + chunk, n_batches)
                     t0 = time.perf_counter()
-                    value, c = train(self.params, grads, work, rows, self._sizes, hidden,
-                                     output, loss, X, T, order, gather, batch, first, stop,
-                                     float(lr))
+                    value, c = step(X, T, order, first, stop, self.dtype.type(lr))
                     total += value
                     correct += c
                     # Aim each compiled call at CHUNK_SECONDS of work.

@@ -12,5 +12,6 @@ from .losses import (BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR, SOFTMAX_CROSS_ENT
                      binary_cross_entropy, loss_forward_backward, mean_squared_error,
                      softmax, softmax_cross_entropy)
 from .network import (evaluate, forward, gradient, layer_params, param_offset,
-                       predict, train_batches, train_batches_parallel, work_size)
+                       predict, train_batches, train_batches_parallel, train_samples,
+                       work_size)
 from .optim import sgd_update

@@ -4,8 +4,14 @@ Loops that should run on several threads use ``prange`` and are compiled
 twice, serial with ``kernel`` and threaded with ``parallel_kernel``.
 ``cache=True`` keeps the compiled code on disk between runs; ``nogil=True`` lets
 kernels run from Python threads in parallel; ``error_model="numpy"`` drops the
-Python-style division checks from the inner loops. No ``fastmath``: it would
-let LLVM assume there are no NaN or inf values, and the trainer checks for them.
+Python-style division checks from the inner loops.
+
+``vector_kernel`` adds the fastmath flags that let LLVM vectorise sums and
+dot products (reassociation, fused multiply-add), for the dense inner loops
+only: reassociation changes results by rounding alone, the same binary gives
+the same bits run after run, and the losses keep strict IEEE order, where it
+would cancel large terms. The full fastmath set would also assume there are no
+NaN or inf values, which the trainer checks for.
 """
 
 import numba
@@ -13,4 +19,5 @@ import numba
 OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
 kernel = numba.njit(**OPTIONS)
+vector_kernel = numba.njit(fastmath={"reassoc", "contract", "nsz"}, **OPTIONS)
 parallel_kernel = numba.njit(parallel=True, **OPTIONS)

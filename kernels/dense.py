@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import kernel, vector_kernel
 
 
-@kernel
+@vector_kernel
 def dense_forward(Z, X, W, b):
     """Z = X @ W + b.
 
@@ -18,7 +18,7 @@ def dense_forward(Z, X, W, b):
             Z[i, j] += b[j]
 
 
-@kernel
+@vector_kernel
 def dense_backward(dW, db, dZ, X):
     """Gradients w.r.t. W and b given dZ, the gradient w.r.t. Z = X @ W + b.
 

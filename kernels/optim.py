@@ -1,9 +1,9 @@
 """Parameter updates over the flat parameter buffer."""
 
-from ._jit import kernel
+from ._jit import vector_kernel
 
 
-@kernel
+@vector_kernel
 def sgd_update(params, grads, lr, start, stop):
     """params[start:stop] -= lr * (sum of the rows of grads)[start:stop].
 

@@ -84,17 +84,20 @@ def test_gradcheck_catches_a_gradient_off_by_the_batch_size(rng, monkeypatch):
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("loss", LOSSES)
-def test_three_epochs_of_minibatch_sgd_equal_reference(rng, activation, loss):
-    """Shuffled batches of 7 (the last one short): same parameters after 3 epochs."""
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_three_epochs_of_minibatch_sgd_equal_reference(rng, activation, loss, batch_size):
+    """Shuffled batches of 7 (the last one short), or per-sample SGD, on inputs
+    that are half zeros: same parameters after 3 epochs."""
     n_out, n, seed = N_OUT[loss], 52, 11
     net = fastmlp.MLP((5, 8, 6, n_out), activation, loss, dtype="float64", seed=4)
     X, y = problem(rng, loss, n, 5, n_out)
+    X[rng.random(X.shape) < 0.5] = 0.0
     start = net.params.copy()
-    net.fit(X, y, epochs=3, batch_size=7, lr=0.1, seed=seed, verbose=0)
+    net.fit(X, y, epochs=3, batch_size=batch_size, lr=0.1, seed=seed, verbose=0)
     shuffles = np.random.default_rng(seed)
     orders = [shuffles.permutation(n) for _ in range(3)]
     want, _ = reference.train(start, net.sizes, activation, kernel_output(net), loss,
-                              X, targets(loss, y, n_out), orders, 7, 0.1)
+                              X, targets(loss, y, n_out), orders, batch_size, 0.1)
     np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-9 * np.abs(want).max())
     assert np.abs(net.params - start).max() > 1e-3  # it did train
 
