@@ -2,7 +2,8 @@
 
 from .gradcheck import gradcheck
 from .model import MLP, History
+from .optimizers import SGD, Adam
 from .threads import get_num_threads, set_num_threads
 
-__all__ = ["MLP", "History", "gradcheck", "get_num_threads", "set_num_threads"]
+__all__ = ["MLP", "History", "SGD", "Adam", "gradcheck", "get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ import time
 import numpy as np
 
 from . import kernels, threads
+from .optimizers import SGD, check_optimizer
 from ._validation import (check_choice, check_dtype, check_features, check_positive,
                           check_targets)
 
@@ -227,33 +228,42 @@ class MLP:
             return labels[:, 0] if labels.shape[1] == 1 else labels
         return out[:, 0] if out.shape[1] == 1 else out
 
-    def _stepper(self, batch, n_shards, gather):
-        """A function running minibatches first..stop-1 of an epoch, with its buffers."""
+    def _stepper(self, optimizer, batch, n_shards, gather):
+        """A function running minibatches first..stop-1 of an epoch, with its
+        buffers; ``done`` counts the updates of earlier epochs."""
         hidden, output, loss = self._codes
-        if batch == 1:
+        if batch == 1 and optimizer == SGD():
             work = self._work(1)
 
-            def step(X, T, order, first, stop, lr):
+            def step(X, T, order, first, stop, lr, done):
                 return kernels.train_samples(self.params, work, self._sizes, hidden, output,
                                              loss, X, T, order, first, stop, lr)
             return step
         rows = -(-batch // n_shards)
         work = np.empty((n_shards, kernels.work_size(self._sizes, rows, gather)), self.dtype)
         grads = np.empty((n_shards, self.params.size), self.dtype)
+        state = np.zeros((2, self.params.size), self.dtype)
         train = kernels.train_batches_parallel if n_shards > 1 else kernels.train_batches
 
-        def step(X, T, order, first, stop, lr):
-            return train(self.params, grads, work, rows, self._sizes, hidden, output, loss,
-                         X, T, order, gather, batch, first, stop, lr)
+        def step(X, T, order, first, stop, lr, done):
+            hyper = tuple(self.dtype.type(h) for h in optimizer.hyper(lr))
+            return train(self.params, state, grads, work, rows, self._sizes, hidden, output,
+                         loss, X, T, order, gather, batch, first, stop, optimizer.rule, hyper,
+                         done)
         return step
 
-    def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, shuffle=True, seed=None,
-            validation_data=None, verbose=1, n_threads=None):
+    def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
+            seed=None, validation_data=None, verbose=1, n_threads=None):
         """Train by minibatch SGD; returns a History.
 
         X : (n, sizes[0]); y : targets as described for ``loss``.
         batch_size : int or None. None is full-batch gradient descent, 1 is
             per-sample SGD. Each step uses the mean loss of its batch.
+        lr : learning rate, or a schedule: a function of the 1-based epoch
+            (see fastmlp.optimizers: inverse_scaling, step_decay, cosine).
+        optimizer : "sgd", "adam", or an instance of fastmlp.SGD or
+            fastmlp.Adam (momentum, Nesterov, L2 penalty, AdamW weight decay).
+            Its state starts from zero at every call.
         shuffle : visit the samples of epoch e in the order ``rng.permutation(n)``
             of ``rng = numpy.random.default_rng(seed)`` (the model's own
             generator when seed is None); otherwise in their given order.
@@ -267,7 +277,10 @@ class MLP:
         """
         X, T, metric = self._data(X, y)
         check_positive("epochs", epochs, integer=True, allow_zero=True)
-        check_positive("lr", lr)
+        if not callable(lr):
+            check_positive("lr", lr)
+        schedule = lr if callable(lr) else (lambda epoch: lr)
+        optimizer = check_optimizer(optimizer)
         n = X.shape[0]
         batch = n if batch_size is None else min(check_positive("batch_size", batch_size,
                                                                 integer=True), n)
@@ -280,7 +293,7 @@ class MLP:
             X_val, T_val, _ = self._data(*validation_data)
         rng = self._rng if seed is None else np.random.default_rng(seed)
         shuffle = shuffle and batch < n
-        step = self._stepper(batch, n_shards, gather=shuffle)
+        step = self._stepper(optimizer, batch, n_shards, gather=shuffle)
         n_batches = -(-n // batch)
         order = np.arange(n)
         chunk = 1
@@ -288,13 +301,15 @@ class MLP:
         with threads.using(n_threads, 1 if n_shards > 1 else n_threads):
             for epoch in range(1, epochs + 1):
                 start = time.perf_counter()
+                epoch_lr = check_positive(f"lr of epoch {epoch}", schedule(epoch))
                 if shuffle:
                     order = rng.permutation(n)
                 total, correct, first = 0.0, 0, 0
                 while first < n_batches:
                     stop = min(first + chunk, n_batches)
                     t0 = time.perf_counter()
-                    value, c = step(X, T, order, first, stop, self.dtype.type(lr))
+                    value, c = step(X, T, order, first, stop, self.dtype.type(epoch_lr),
+                                    (epoch - 1) * n_batches)
                     total += value
                     correct += c
                     # Aim each compiled call at CHUNK_SECONDS of work.

@@ -91,9 +91,25 @@ LOSSES = {
 }
 
 
-def sgd_update(params, grads, lr):
-    """New parameters params - lr * grads (flat vectors)."""
-    return params - lr * grads
+def optimizer_update(params, state, grad, rule, lr, momentum=0.0, beta_1=0.9, beta_2=0.999,
+                     epsilon=1e-8, l2=0.0, weight_decay=0.0, step=1):
+    """One update by ``rule`` ("sgd", "momentum", "nesterov", "adam") of the flat
+    params (n_params,) with gradient grad (n_params,) and state (2, n_params);
+    returns (new params, new state). ``step`` counts updates from 1."""
+    g = grad + l2 * params
+    state = state.copy()
+    if rule == "sgd":
+        delta = -lr * g
+    elif rule == "adam":
+        state[0] = beta_1 * state[0] + (1 - beta_1) * g
+        state[1] = beta_2 * state[1] + (1 - beta_2) * g**2
+        m_hat = state[0] / (1 - beta_1**step)
+        s_hat = state[1] / (1 - beta_2**step)
+        delta = -lr * m_hat / (np.sqrt(s_hat) + epsilon)
+    else:
+        state[0] = momentum * state[0] - lr * g
+        delta = momentum * state[0] - lr * g if rule == "nesterov" else state[0]
+    return params + delta - lr * weight_decay * params, state
 
 
 def unpack(params, sizes):
@@ -136,16 +152,22 @@ def loss_and_grad(params, sizes, activation, output, loss, X, T):
     return value, grads
 
 
-def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr):
-    """Minibatch SGD: for each epoch's sample order in ``orders``, batches of
-    ``batch_size`` consecutive entries (the last may be short), one SGD step
-    each. Returns the final flat parameters and the list of batch losses."""
-    losses = []
-    for order in orders:
+def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr,
+          rule="sgd", **hyper):
+    """Minibatch training: for each epoch's sample order in ``orders``, batches
+    of ``batch_size`` consecutive entries (the last may be short), one
+    ``optimizer_update`` by ``rule`` each, with learning rate ``lr`` (a number,
+    or a list with one per epoch) and the other ``hyper`` parameters.
+    Returns the final flat parameters and the list of batch losses."""
+    losses, state, step = [], np.zeros((2, params.size)), 0
+    for epoch, order in enumerate(orders):
+        epoch_lr = lr[epoch] if isinstance(lr, list) else lr
         for s in range(0, len(order), batch_size):
             batch = order[s:s + batch_size]
             value, grads = loss_and_grad(params, sizes, activation, output, loss,
                                          X[batch], T[batch])
-            params = sgd_update(params, grads, lr)
+            step += 1
+            params, state = optimizer_update(params, state, grads, rule, epoch_lr,
+                                             step=step, **hyper)
             losses.append(value)
     return params, losses

@@ -14,4 +14,4 @@ from .losses import (BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR, SOFTMAX_CROSS_ENT
 from .network import (evaluate, forward, gradient, layer_params, param_offset,
                        predict, train_batches, train_batches_parallel, train_samples,
                        work_size)
-from .optim import sgd_update
+from .optim import ADAM, MOMENTUM, NESTEROV, SGD, optimizer_update

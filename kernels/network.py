@@ -17,7 +17,7 @@ from ._jit import kernel, parallel_kernel, vector_kernel
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
-from .optim import sgd_update
+from .optim import optimizer_update
 
 
 # Parameters per block of the update loop (threads take whole blocks).
@@ -158,8 +158,8 @@ def predict(out, work, rows, params, sizes, hidden, output, X):
         out[s:e] = forward(work, rows, params, sizes, hidden, output, X[s:e])
 
 
-def _train_batches(params, grads, work, rows, sizes, hidden, output, loss,
-                   X, T, order, gather, batch, first, stop, lr):
+def _train_batches(params, state, grads, work, rows, sizes, hidden, output, loss,
+                   X, T, order, gather, batch, first, stop, rule, hyper, step):
     """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.
 
     Batch i holds the samples ``order[i * batch:(i + 1) * batch]`` (the last may
@@ -168,10 +168,12 @@ def _train_batches(params, grads, work, rows, sizes, hidden, output, loss,
     run t, copied into ``work[t]`` when ``gather`` (without it
     ``order`` must be 0..n-1 and shards are views of X), and writes its part of
     the gradient of the batch-mean loss into ``grads[t]``. The shard gradients
-    are summed in shard order and one SGD step ``params -= lr * grads`` follows,
-    in blocks of UPDATE_BLOCK parameters.
+    are summed in shard order and one ``optimizer_update`` (``rule``, ``hyper``,
+    state) follows, in blocks of UPDATE_BLOCK parameters; batch i is update
+    number ``step + i + 1``.
 
-    params (n_params,), grads (n_shards, n_params), work (n_shards, work_size).
+    params (n_params,), state (2, n_params), grads (n_shards, n_params),
+    work (n_shards, work_size).
     Returns (sum over samples of the loss, n_correct), taken before each update.
     """
     n = X.shape[0]
@@ -200,8 +202,8 @@ def _train_batches(params, grads, work, rows, sizes, hidden, output, loss,
                                               output, loss, Xb, Tb, 1.0 / m)
         for block in prange((params.shape[0] + UPDATE_BLOCK - 1) // UPDATE_BLOCK):
             start = block * UPDATE_BLOCK
-            sgd_update(params, grads[:active], lr, start, min(start + UPDATE_BLOCK,
-                                                               params.shape[0]))
+            optimizer_update(params, state, grads[:active], rule, hyper, step + i + 1,
+                             start, min(start + UPDATE_BLOCK, params.shape[0]))
         for t in range(active):
             total += values[t] * m
             correct += corrects[t]

@@ -142,15 +142,30 @@ def test_mean_squared_error(dtype, rng, n, k, output):
     assert correct == np.sum(A.argmax(axis=1) == T.argmax(axis=1))
 
 
+RULES = {"sgd": kernels.SGD, "momentum": kernels.MOMENTUM, "nesterov": kernels.NESTEROV,
+         "adam": kernels.ADAM}
+
+
+@pytest.mark.parametrize("rule", list(RULES))
 @pytest.mark.parametrize("size", [1, 3, 17, 255, 1000])
 @pytest.mark.parametrize("n_shards", [1, 2, 3])
-def test_sgd_update(dtype, rng, size, n_shards):
-    params, grads = random(rng, size, dtype), random(rng, (n_shards, size), dtype)
-    want = reference.sgd_update(params.astype(np.float64), grads.astype(np.float64).sum(axis=0),
-                                0.05)
+@pytest.mark.parametrize("l2, weight_decay", [(0.0, 0.0), (0.01, 0.0), (0.0, 0.1)])
+def test_optimizer_update(dtype, rng, rule, size, n_shards, l2, weight_decay):
+    """Three updates in a row (the state carries over), on the range start:size."""
+    hyper = dict(lr=0.05, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8, l2=l2,
+                 weight_decay=weight_decay)
+    params, state = random(rng, size, dtype), np.zeros((2, size), dtype)
     before, start = params.copy(), size // 3
-    kernels.sgd_update(params, grads, 0.05, start, size)
+    want, want_state = params.astype(np.float64), state.astype(np.float64)
+    for step in (1, 2, 3):
+        grads = random(rng, (n_shards, size), dtype, 1.0)
+        want, want_state = reference.optimizer_update(
+            want, want_state, grads.astype(np.float64).sum(axis=0), rule, step=step, **hyper)
+        kernels.optimizer_update(params, state, grads, RULES[rule],
+                                 tuple(np.dtype(dtype).type(v) for v in hyper.values()),
+                                 step, start, size)
     assert_close(params[start:], want[start:], dtype)
+    assert_close(state[:, start:], want_state[:, start:], dtype)
     np.testing.assert_array_equal(params[:start], before[:start])
 
 

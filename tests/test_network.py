@@ -151,3 +151,45 @@ def test_bad_thread_count_is_refused(rng):
     for bad in [0, -1, 1000, 1.5, True]:
         with pytest.raises(ValueError, match="n_threads"):
             net.fit(X, y, n_threads=bad, verbose=0)
+
+
+@pytest.mark.parametrize("optimizer, rule, hyper", [
+    (fastmlp.SGD(momentum=0.9), "momentum", dict(momentum=0.9)),
+    (fastmlp.SGD(momentum=0.8, nesterov=True, l2=0.01), "nesterov", dict(momentum=0.8, l2=0.01)),
+    (fastmlp.SGD(weight_decay=0.1), "sgd", dict(weight_decay=0.1)),
+    (fastmlp.Adam(), "adam", {}),
+    (fastmlp.Adam(beta_1=0.8, weight_decay=0.05, l2=0.001), "adam",
+     dict(beta_1=0.8, weight_decay=0.05, l2=0.001)),
+])
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_optimizers_and_schedules_train_like_reference(rng, optimizer, rule, hyper, batch_size):
+    n, seed = 40, 3
+    lr = fastmlp.optimizers.cosine(0.05, epochs=3)
+    net = fastmlp.MLP((5, 8, 3), "relu", dtype="float64", seed=4)
+    X, y = problem(rng, "softmax_cross_entropy", n, 5, 3)
+    start = net.params.copy()
+    net.fit(X, y, epochs=3, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
+            verbose=0)
+    shuffles = np.random.default_rng(seed)
+    orders = [shuffles.permutation(n) for _ in range(3)]
+    want, _ = reference.train(start, net.sizes, "relu", "identity", "softmax_cross_entropy",
+                              X, targets("softmax_cross_entropy", y, 3), orders, batch_size,
+                              [lr(e) for e in (1, 2, 3)], rule, **hyper)
+    np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+def test_schedules():
+    from fastmlp.optimizers import cosine, inverse_scaling, step_decay
+    assert [inverse_scaling(1.0, 0.5)(e) for e in (1, 4)] == [1.0, 0.5]
+    assert [step_decay(0.1, 0.5, 2)(e) for e in (1, 2, 3, 5)] == [0.1, 0.1, 0.05, 0.025]
+    assert cosine(1.0, 4)(1) == 1.0 and cosine(1.0, 4)(3) == pytest.approx(0.5)
+
+
+def test_bad_optimizers_are_refused(rng):
+    net = fastmlp.MLP((5, 3), seed=0)
+    X, y = problem(rng, "softmax_cross_entropy", 10, 5, 3)
+    for bad in ["rmsprop", fastmlp.SGD(momentum=-1), fastmlp.Adam(beta_1=1.0), 3]:
+        with pytest.raises(ValueError):
+            net.fit(X, y, optimizer=bad, verbose=0)
+    with pytest.raises(ValueError, match="lr of epoch 2"):
+        net.fit(X, y, epochs=2, lr=lambda epoch: 0.1 if epoch == 1 else float("nan"), verbose=0)
