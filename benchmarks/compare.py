@@ -6,7 +6,9 @@ The 784-256-128-10 relu net, float32, Fashion-MNIST training set scaled to
 [0, 1], plain SGD (lr 0.01, no momentum), softmax cross-entropy. Each
 implementation runs one warm-up epoch (compilation excluded), then
 ``--repeats`` timed epochs, the implementations alternating within each
-repeat so that machine noise hits them alike; the table gives medians.
+repeat so that machine noise hits them alike, each after a pause that lets
+the previous one's idle BLAS and OpenMP threads stop spinning (they would
+take the cores from the next); the table gives medians.
 Slow cases train on a prefix of the data (samples/s stays comparable). Also
 measured in the same run: the machine's float32 GEMM rate with NumPy, against
 which fastmlp's achieved GFLOP/s is set.
@@ -27,6 +29,7 @@ from fastmlp.datasets import load_fashion_mnist
 
 SIZES = (784, 256, 128, 10)
 LR = 0.01
+PAUSE = 0.5  # seconds between two timed epochs
 # Forward 2 FLOPs per multiply-add, backward 4 (dX and dW).
 FLOPS_PER_SAMPLE = 6 * sum(a * b for a, b in zip(SIZES, SIZES[1:]))
 # Samples per timed epoch, by implementation and batch size (None: all 60,000).
@@ -144,6 +147,7 @@ def main():
             times = {name: [] for name in names}
             for _ in range(args.repeats):
                 for name in names:
+                    time.sleep(PAUSE)
                     start = time.perf_counter()
                     epochs[name]()
                     times[name].append(time.perf_counter() - start)

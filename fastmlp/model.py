@@ -173,11 +173,26 @@ class MLP:
                                     hidden, output, loss, X, T, 1.0 / n)
         return value, grads
 
-    def _evaluate(self, X, T, metric):
-        hidden, output, loss = self._codes
+    def _blocks(self, X):
+        """Run the network on X block by block: yields (slice, output view), the
+        kernels' output (logits for the cross-entropies), valid until the next."""
+        hidden, output, _ = self._codes
         rows = min(BLOCK_ROWS, X.shape[0])
-        value, correct = kernels.evaluate(self._work(rows), rows, self.params, self._sizes,
-                                          hidden, output, loss, X, T)
+        work = self._work(rows)
+        for start in range(0, X.shape[0], rows):
+            block = slice(start, start + rows)
+            yield block, kernels.forward(work, rows, self.params, self._sizes, hidden, output,
+                                         X[block])
+
+    def _evaluate(self, X, T, metric):
+        _, output, loss = self._codes
+        total, correct = 0.0, 0
+        for block, out in self._blocks(X):
+            value, c = kernels.loss_forward_backward(np.empty_like(out), out, T[block], loss,
+                                                     output, 1.0)
+            total += value
+            correct += c
+        value = total / X.shape[0]
         return value, self._metric(metric, value, correct, T)
 
     @staticmethod
@@ -195,11 +210,9 @@ class MLP:
 
     def _raw_output(self, X):
         X = check_features(X, self.sizes[0], self.dtype)
-        hidden, output, _ = self._codes
-        rows = min(BLOCK_ROWS, X.shape[0])
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        kernels.predict(out, self._work(rows), rows, self.params, self._sizes, hidden,
-                        output, X)
+        for block, block_out in self._blocks(X):
+            out[block] = block_out
         return out
 
     def predict_proba(self, X):

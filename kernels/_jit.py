@@ -15,9 +15,22 @@ NaN or inf values, which the trainer checks for.
 """
 
 import numba
+import numba.extending
 
 OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
 kernel = numba.njit(**OPTIONS)
 vector_kernel = numba.njit(fastmath={"reassoc", "contract", "nsz"}, **OPTIONS)
 parallel_kernel = numba.njit(parallel=True, **OPTIONS)
+
+
+def cast_like(a, x):
+    """x as a scalar of a's dtype, for kernels: float64 constants would
+    otherwise turn float32 loops into float64 ones."""
+    return a.dtype.type(x)
+
+
+@numba.extending.overload(cast_like)
+def _cast_like(a, x):
+    dtype = a.dtype
+    return lambda a, x: dtype(x)

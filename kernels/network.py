@@ -132,32 +132,6 @@ def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale
     return value, correct
 
 
-@kernel
-def evaluate(work, rows, params, sizes, hidden, output, loss, X, T):
-    """Mean loss and n_correct over all of X (n, sizes[0]), T (n, sizes[-1]),
-    in blocks of ``rows`` samples."""
-    n = X.shape[0]
-    total = 0.0
-    correct = 0
-    for s in range(0, n, rows):
-        e = min(s + rows, n)
-        out = forward(work, rows, params, sizes, hidden, output, X[s:e])
-        D = _delta(work, sizes, rows, sizes.shape[0] - 1, e - s)
-        value, c = loss_forward_backward(D, out, T[s:e], loss, output, 1.0)
-        total += value
-        correct += c
-    return total / n, correct
-
-
-@kernel
-def predict(out, work, rows, params, sizes, hidden, output, X):
-    """out (n, sizes[-1]) = the network's output on X (n, sizes[0]), in blocks of ``rows``."""
-    n = X.shape[0]
-    for s in range(0, n, rows):
-        e = min(s + rows, n)
-        out[s:e] = forward(work, rows, params, sizes, hidden, output, X[s:e])
-
-
 def _train_batches(params, state, grads, work, rows, sizes, hidden, output, loss,
                    X, T, order, gather, batch, first, stop, rule, hyper, step):
     """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.

@@ -7,7 +7,7 @@ keeps its state in ``state`` (2, n_params), in the parameters' layout.
 
 import numpy as np
 
-from ._jit import vector_kernel
+from ._jit import cast_like, vector_kernel
 
 SGD, MOMENTUM, NESTEROV, ADAM = range(4)
 
@@ -16,7 +16,8 @@ SGD, MOMENTUM, NESTEROV, ADAM = range(4)
 def optimizer_update(params, state, grads, rule, hyper, step, start, stop):
     """One update of params[start:stop] by the rule numbered ``rule``.
 
-    params : (n_params,); state : (2, n_params); grads : (n_shards, n_params).
+    params : (n_params,); state : (2, n_params); grads : (n_shards, n_params),
+    whose first row is overwritten with the shard sum.
     hyper = (lr, momentum, beta_1, beta_2, epsilon, l2, weight_decay); step is
     the 1-based update count (Adam's bias correction).
 
@@ -28,24 +29,36 @@ def optimizer_update(params, state, grads, rule, hyper, step, start, stop):
     Then decoupled weight decay (AdamW): p -= lr * weight_decay * p_old.
     """
     lr, momentum, beta_1, beta_2, epsilon, l2, weight_decay = hyper
-    correct_1 = 1.0 - beta_1 ** step
-    correct_2 = 1.0 - beta_2 ** step
-    for j in range(start, stop):
-        p = params[j]
-        g = grads[0, j]
-        for t in range(1, grads.shape[0]):
-            g += grads[t, j]
-        g += l2 * p
-        if rule == SGD:
-            delta = -lr * g
-        elif rule == ADAM:
-            m = beta_1 * state[0, j] + (1.0 - beta_1) * g
-            s = beta_2 * state[1, j] + (1.0 - beta_2) * g * g
-            state[0, j] = m
-            state[1, j] = s
-            delta = -lr * (m / correct_1) / (np.sqrt(s / correct_2) + epsilon)
-        else:
-            v = momentum * state[0, j] - lr * g
-            state[0, j] = v
-            delta = momentum * v - lr * g if rule == NESTEROV else v
-        params[j] = p + delta - lr * weight_decay * p
+    # Plain loops over slices, one per rule and no branch inside, with
+    # coefficients in the parameters' dtype, so that LLVM vectorises each.
+    p = params[start:stop]
+    g = grads[0, start:stop]
+    for t in range(1, grads.shape[0]):  # the shard sum, kept in grads[0]
+        other = grads[t, start:stop]
+        for j in range(p.shape[0]):
+            g[j] += other[j]
+    shrink = cast_like(p, 1.0 - lr * weight_decay)
+    if rule == SGD:
+        for j in range(p.shape[0]):
+            p[j] = shrink * p[j] - lr * (g[j] + l2 * p[j])
+    elif rule == ADAM:
+        m, s = state[0, start:stop], state[1, start:stop]
+        step_1 = cast_like(p, lr / (1.0 - beta_1 ** step))
+        root_2 = cast_like(p, 1.0 / np.sqrt(1.0 - beta_2 ** step))
+        keep_1, keep_2 = cast_like(p, 1.0 - beta_1), cast_like(p, 1.0 - beta_2)
+        for j in range(p.shape[0]):
+            gj = g[j] + l2 * p[j]
+            m[j] = beta_1 * m[j] + keep_1 * gj
+            s[j] = beta_2 * s[j] + keep_2 * gj * gj
+            p[j] = shrink * p[j] - step_1 * m[j] / (np.sqrt(s[j]) * root_2 + epsilon)
+    elif rule == MOMENTUM:
+        v = state[0, start:stop]
+        for j in range(p.shape[0]):
+            v[j] = momentum * v[j] - lr * (g[j] + l2 * p[j])
+            p[j] = shrink * p[j] + v[j]
+    else:
+        v = state[0, start:stop]
+        for j in range(p.shape[0]):
+            gj = g[j] + l2 * p[j]
+            v[j] = momentum * v[j] - lr * gj
+            p[j] = shrink * p[j] + momentum * v[j] - lr * gj
