@@ -5,8 +5,8 @@
 Trains the 784-100-10 sigmoid and 784-256-128-10 relu nets (float32,
 Fashion-MNIST) for one epoch per repeat, with minibatches split into one shard
 per Numba thread (single-threaded BLAS) and unsplit on threaded BLAS,
-alternating the two; prints median samples/s. fastmlp.model's SHARD_MIN_ROWS
-and SHARD_MAX_WIDTH come from this.
+alternating the two; prints median samples/s. fastmlp.model.SHARD_BELOW_ROWS
+comes from this.
 """
 
 import argparse
@@ -24,7 +24,7 @@ NETS = {"784-100-10 sigmoid": ((784, 100, 10), "sigmoid"),
 
 
 def epoch_rate(net, X, y, batch_size, shards):
-    model.SHARD_MIN_ROWS, model.SHARD_MAX_WIDTH = (1, 1 << 30) if shards else (1 << 62, 0)
+    model.SHARD_BELOW_ROWS = 1 << 62 if shards else 0
     net = fastmlp.MLP(*NETS[net], seed=0)
     start = time.perf_counter()
     net.fit(X, y, epochs=1, batch_size=batch_size, lr=0.01, verbose=0)

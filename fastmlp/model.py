@@ -39,12 +39,11 @@ BLOCK_ROWS = 4096
 # Seconds of compiled work between two returns to Python during fit.
 CHUNK_SECONDS = 0.2
 # How fit uses several threads (measured by benchmarks/sharding.py): a batch
-# of at least SHARD_MIN_ROWS samples for a net no wider than SHARD_MAX_WIDTH
-# is split into one shard per Numba thread, each with single-threaded BLAS;
-# anything else runs on one Numba thread with threaded BLAS, which wins for
-# wide layers (784-256-128-10) and small batches.
-SHARD_MIN_ROWS = 128
-SHARD_MAX_WIDTH = 128
+# of fewer than SHARD_BELOW_ROWS samples (but more than one) is split into one
+# shard per Numba thread, each with single-threaded BLAS; larger batches run
+# on one Numba thread with threaded BLAS, which won clearly for the
+# 784-256-128-10 net from batch 32 up.
+SHARD_BELOW_ROWS = 32
 
 
 class History:
@@ -298,8 +297,7 @@ class MLP:
         batch = n if batch_size is None else min(check_positive("batch_size", batch_size,
                                                                 integer=True), n)
         n_threads = threads.check_threads(n_threads)
-        narrow = max(self.sizes[1:]) <= SHARD_MAX_WIDTH
-        n_shards = n_threads if batch >= SHARD_MIN_ROWS and narrow else 1
+        n_shards = n_threads if 1 < batch < SHARD_BELOW_ROWS else 1
         if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         if validation_data is not None:

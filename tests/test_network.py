@@ -120,8 +120,7 @@ def test_training_float32_follows_reference(rng):
 def strategy(request, monkeypatch):
     """Force fit's way of using threads: shards for any batch, or never."""
     shards = request.param == "shards"
-    monkeypatch.setattr(fastmlp.model, "SHARD_MIN_ROWS", 1 if shards else 1 << 62)
-    monkeypatch.setattr(fastmlp.model, "SHARD_MAX_WIDTH", 1 << 30 if shards else 0)
+    monkeypatch.setattr(fastmlp.model, "SHARD_BELOW_ROWS", 1 << 62 if shards else 0)
     return request.param
 
 
