@@ -17,13 +17,27 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 
+# Folders searched after $FASTMLP_DATA, each holding one subfolder per data set:
+# the user's cache, then where Debian's dataset-* packages install.
+DATA_ROOTS = ["~/.cache/fastmlp", "/usr/share/datasets"]
+
 
 def load_digits(test_fraction=0.2, seed=0):
-    """The UCI optical-recognition digits shipped with fastmlp (1,797 8x8 images).
+    """The UCI optical-recognition digits shipped with fastmlp: 1,797 8x8 images.
 
-    Returns ``(X_train, y_train), (X_test, y_test)``: X float32 of shape
-    (n, 64) scaled to [0, 1], y int64 of shape (n,) with labels 0..9. The
-    split is a permutation drawn from ``numpy.random.default_rng(seed)``.
+    Parameters
+    ----------
+    test_fraction : float
+        Share of the samples put in the test set (rounded to whole samples).
+    seed : int
+        Seed of ``numpy.random.default_rng`` whose permutation splits the data.
+
+    Returns
+    -------
+    (X_train, y_train), (X_test, y_test)
+        X float32 of shape (n, 64): pixel counts 0..16 divided by 16, so in
+        [0, 1]; y int64 of shape (n,), labels 0..9. With the defaults n is
+        1438 and 359.
     """
     source = resources.files("fastmlp") / "data" / "digits.csv.gz"
     with source.open("rb") as raw, gzip.open(raw, "rt") as text:
@@ -37,11 +51,27 @@ def load_digits(test_fraction=0.2, seed=0):
 
 
 def load_idx(path):
-    """Read an IDX file (as MNIST is distributed), gzipped or raw, into an array
-    of the shape its header gives."""
+    """Read one IDX file, the format MNIST is distributed in.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file, raw or gzipped (recognised by its first bytes, 1f 8b).
+
+    Returns
+    -------
+    ndarray
+        Of the shape and type the header gives (uint8, int8, int16, int32,
+        float32 or float64), in native byte order.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when its magic number is not an IDX one or its size
+        does not match the shape in its header.
+    """
     path = Path(path)
-    with open(path, "rb") as f:
-        data = f.read()
+    data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in IDX_DTYPES:
@@ -51,21 +81,20 @@ def load_idx(path):
     shape = tuple(int(d) for d in np.frombuffer(data[4:header], ">u4"))
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(shape) != ndim or len(data) != expected:
-        raise ValueError(f"{path} is truncated or corrupt: header says shape {shape}, "
-                         f"expected {expected} bytes, found {len(data)}")
+        raise ValueError(f"{path} is truncated or corrupt: its header says shape {shape}, "
+                         f"{expected} bytes, but it holds {len(data)}")
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def data_dirs(name):
-    """Folders searched for the data set ``name``, in order."""
-    dirs = []
-    if os.environ.get("FASTMLP_DATA"):
-        dirs.append(Path(os.environ["FASTMLP_DATA"]) / name)
-    dirs += [Path.home() / ".cache" / "fastmlp" / name, Path("/usr/share/datasets") / name]
-    return dirs
+    """Folders searched for the data set ``name``, in order: ``$FASTMLP_DATA/name``
+    when that variable is set, then ``root/name`` for each of DATA_ROOTS."""
+    roots = [os.environ["FASTMLP_DATA"]] if os.environ.get("FASTMLP_DATA") else []
+    return [Path(root).expanduser() / name for root in roots + DATA_ROOTS]
 
 
 def _find(folder, stem):
+    """``folder/stem.gz`` or ``folder/stem``, whichever exists first, else None."""
     for candidate in (folder / (stem + ".gz"), folder / stem):
         if candidate.is_file():
             return candidate
@@ -73,30 +102,52 @@ def _find(folder, stem):
 
 
 def load_mnist_style(name, path=None):
-    """``(X_train, y_train), (X_test, y_test)`` from the four IDX files of an
-    MNIST-style set: X uint8 (n, rows * cols) raw pixels, y int64 (n,).
+    """The four IDX files of an MNIST-style data set, from the first folder
+    that holds all of them.
 
-    Looks in ``path`` if given, else in each of ``data_dirs(name)``.
+    Parameters
+    ----------
+    name : str
+        The data set's folder name, e.g. "mnist".
+    path : str or Path, optional
+        The one folder to look in; by default each of ``data_dirs(name)``.
+        File names are those of IDX_FILES, each with or without ``.gz``.
+
+    Returns
+    -------
+    (X_train, y_train), (X_test, y_test)
+        X uint8 of shape (n, rows * cols), raw pixels 0..255 (scale them
+        yourself); y int64 of shape (n,).
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the files expected and every folder looked in.
     """
     folders = [Path(path)] if path is not None else data_dirs(name)
     for folder in folders:
         found = {key: _find(folder, stem) for key, stem in IDX_FILES.items()}
         if all(found.values()):
-            arrays = {key: load_idx(p) for key, p in found.items()}
-            flat = {key: a.reshape(len(a), -1) for key, a in arrays.items() if "images" in key}
-            return ((flat["train_images"], arrays["train_labels"].astype(np.int64)),
-                    (flat["test_images"], arrays["test_labels"].astype(np.int64)))
+            arrays = {key: load_idx(file) for key, file in found.items()}
+            X, X_test = (arrays[key].reshape(len(arrays[key]), -1)
+                         for key in ("train_images", "test_images"))
+            return ((X, arrays["train_labels"].astype(np.int64)),
+                    (X_test, arrays["test_labels"].astype(np.int64)))
     raise FileNotFoundError(
         f"{name}: expected the files {', '.join(s + '[.gz]' for s in IDX_FILES.values())} "
         f"in one of: {', '.join(str(f) for f in folders)}")
 
 
 def load_fashion_mnist(path=None):
-    """Fashion-MNIST (60,000 + 10,000 28x28 images, 10 classes): see ``load_mnist_style``.
-    Debian's package dataset-fashion-mnist installs it in /usr/share/datasets."""
+    """Fashion-MNIST: 60,000 training and 10,000 test 28x28 images of clothes,
+    10 classes. Debian's package dataset-fashion-mnist installs it in
+    /usr/share/datasets/fashion-mnist. Parameters and returns (X of shape
+    (n, 784)) as for ``load_mnist_style``."""
     return load_mnist_style("fashion-mnist", path)
 
 
 def load_mnist(path=None):
-    """MNIST (60,000 + 10,000 28x28 digits): see ``load_mnist_style``."""
+    """MNIST: 60,000 training and 10,000 test 28x28 handwritten digits, in a
+    folder named "mnist". Parameters and returns (X of shape (n, 784)) as for
+    ``load_mnist_style``."""
     return load_mnist_style("mnist", path)
