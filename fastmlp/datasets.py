@@ -78,9 +78,12 @@ def load_idx(path):
         raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4].hex()})")
     dtype, ndim = np.dtype(IDX_DTYPES[data[2]]), data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path} is truncated: its header of {ndim} dimensions needs "
+                         f"{header} bytes, but it holds {len(data)}")
     shape = tuple(int(d) for d in np.frombuffer(data[4:header], ">u4"))
     expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(shape) != ndim or len(data) != expected:
+    if len(data) != expected:
         raise ValueError(f"{path} is truncated or corrupt: its header says shape {shape}, "
                          f"{expected} bytes, but it holds {len(data)}")
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))

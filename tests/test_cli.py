@@ -2,38 +2,85 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+from fastmlp import __main__ as cli
+from fastmlp import datasets
+
+OPTIONS = ["--data", "--hidden", "--activation", "--epochs", "--batch-size", "--lr", "--seed",
+           "--dtype"]
+
 
 def run(*args):
     return subprocess.run([sys.executable, "-m", "fastmlp", *args], capture_output=True,
                           text=True, timeout=300)
 
 
+def accuracy_of(stdout):
+    """The number on the one ``test accuracy`` line."""
+    (value,) = re.findall(r"^test accuracy (\S+)$", stdout, re.M)
+    return float(value)
+
+
+def test_train_three_epochs():
+    result = run("train", "--epochs", "3")
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"^epoch (\d+)/3 ", result.stdout, re.M) == ["1", "2", "3"]
+    assert 0.0 <= accuracy_of(result.stdout) <= 1.0
+
+
 def test_train_default_reaches_95_percent_on_digits():
     result = run("train")
     assert result.returncode == 0, result.stderr
     assert len(re.findall(r"^epoch \d+/20 ", result.stdout, re.M)) == 20
-    accuracy = float(re.search(r"^test accuracy (\S+)$", result.stdout, re.M).group(1))
-    assert 0.95 <= accuracy <= 1.0
+    assert 0.95 <= accuracy_of(result.stdout) <= 1.0
 
 
 def test_train_options():
     result = run("train", "--hidden", "16", "8", "--activation", "tanh", "--epochs", "2",
-                 "--batch-size", "full", "--lr", "0.5", "--dtype", "float64")
+                 "--batch-size", "full", "--lr", "0.5", "--seed", "3", "--dtype", "float64")
     assert result.returncode == 0, result.stderr
-    assert "sizes=(64, 16, 8, 10)" in result.stdout and "float64" in result.stdout
-    assert "epoch 2/2" in result.stdout
+    assert "sizes=(64, 16, 8, 10), activation='tanh'" in result.stdout
+    assert "dtype='float64'" in result.stdout
+    assert re.findall(r"^epoch (\d+)/2 ", result.stdout, re.M) == ["1", "2"]
+    assert 0.0 <= accuracy_of(result.stdout) <= 1.0
 
 
 def test_help_names_every_option():
-    assert "train" in run("--help").stdout
-    text = run("train", "--help").stdout
-    for option in ["--data", "--hidden", "--activation", "--epochs", "--batch-size", "--lr",
-                   "--seed", "--dtype"]:
-        assert option in text
+    top = run("--help")
+    assert top.returncode == 0 and "train" in top.stdout
+    train = run("train", "--help")
+    assert train.returncode == 0
+    for option in OPTIONS:
+        # each option is listed with help text after it, not only in the usage line
+        assert re.search(rf"^  {option}\b.*\n?.*\w", train.stdout, re.M), option
+    assert train.stdout.count("(default:") >= 6
 
 
-def test_bad_values_are_refused():
+@pytest.mark.parametrize("args, message", [
+    (["--activation", "nope"], "invalid choice: 'nope'"),
+    (["--data", "cifar"], "invalid choice: 'cifar'"),
+    (["--batch-size", "0"], "--batch-size: expected a positive int"),
+    (["--epochs", "-1"], "--epochs: expected a positive int"),
+    (["--hidden", "16", "0"], "--hidden: expected a positive int"),
+    (["--lr", "nan"], "--lr: expected a positive float"),
+    (["--dtype", "float16"], "invalid choice: 'float16'"),
+])
+def test_bad_values_are_refused(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:  # argparse exits with status 2
+        cli.main(["train", *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bad_value_message_in_subprocess():
     result = run("train", "--activation", "nope")
     assert result.returncode == 2 and "invalid choice: 'nope'" in result.stderr
-    result = run("train", "--batch-size", "0")
-    assert result.returncode == 2 and "batch size" in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_data_is_reported(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(datasets, "DATA_ROOTS", [str(tmp_path / "none")])
+    monkeypatch.delenv("FASTMLP_DATA", raising=False)
+    assert cli.main(["train", "--data", "fashion-mnist"]) == 1
+    error = capsys.readouterr().err
+    assert "train-images-idx3-ubyte" in error and str(tmp_path / "none") in error
