@@ -16,6 +16,16 @@ def test_load_digits():
     assert set(np.unique(y)) == set(np.unique(y_test)) == set(range(10))
 
 
+def test_load_digits_first_image_is_a_zero():
+    # the first line of digits.csv.gz, a 0, lands at position 0 of this permutation
+    (X, y), (X_test, y_test) = load_digits(test_fraction=0.2, seed=0)
+    X_all, y_all = np.concatenate([X_test, X]), np.concatenate([y_test, y])
+    first = np.random.default_rng(0).permutation(1797).tolist().index(0)
+    assert y_all[first] == 0
+    np.testing.assert_array_equal(X_all[first, :8] * 16, [0, 0, 5, 13, 9, 1, 0, 0])
+    np.testing.assert_array_equal(X_all[first, -8:] * 16, [0, 0, 6, 13, 10, 0, 0, 0])
+
+
 def test_load_digits_split_follows_seed_and_fraction():
     (X, y), (X_test, y_test) = load_digits(seed=0)
     (X2, y2), (X2_test, y2_test) = load_digits(seed=0)
