@@ -168,8 +168,9 @@ class MLP:
         n = X.shape[0]
         grads = np.empty_like(self.params)
         hidden, output, loss = self._codes
+        one, zero = self.dtype.type(1), self.dtype.type(0)
         value, _ = kernels.gradient(grads, self._work(n), n, self.params, self._sizes,
-                                    hidden, output, loss, X, T, 1.0 / n)
+                                    hidden, output, loss, X, T, 1.0 / n, one, zero)
         return value, grads
 
     def _blocks(self, X):

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from ._jit import kernel, vector_kernel
+from ._jit import cast_like, kernel, vector_kernel
+from .blas import gemm
 
 
 @vector_kernel
@@ -19,18 +20,24 @@ def dense_forward(Z, X, W, b):
 
 
 @vector_kernel
-def dense_backward(dW, db, dZ, X):
-    """Gradients w.r.t. W and b given dZ, the gradient w.r.t. Z = X @ W + b.
+def dense_backward(dW, db, dZ, X, alpha, beta):
+    """Gradients w.r.t. W and b given dZ, the gradient w.r.t. Z = X @ W + b,
+    scaled by alpha and added to beta times the buffers' contents:
 
-    dW : (fan_in, fan_out) = X.T @ dZ, db : (fan_out,) = dZ summed over rows,
-    dZ : (n, fan_out), X : (n, fan_in).
+    dW = alpha * X.T @ dZ + beta * dW,  db = alpha * (dZ summed over rows) + beta * db.
+    With alpha = 1, beta = 0 they are the gradients (the buffers are only
+    written); with dW, db the layer's own W, b, alpha = -lr and beta = 1 they
+    are its SGD step. dW : (fan_in, fan_out), db : (fan_out,), dZ : (n, fan_out),
+    X : (n, fan_in).
     """
-    np.dot(X.T, dZ, dW)
+    gemm(dW, X.T, dZ, alpha, beta)
+    a, c = cast_like(db, alpha), cast_like(db, beta)
     n, m = dZ.shape
-    db[:] = 0.0
+    for j in range(m):
+        db[j] = 0.0 if beta == 0 else c * db[j]
     for i in range(n):
         for j in range(m):
-            db[j] += dZ[i, j]
+            db[j] += a * dZ[i, j]
 
 
 @kernel

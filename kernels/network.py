@@ -13,11 +13,11 @@ room for a batch of inputs and of targets.
 import numpy as np
 from numba import prange
 
-from ._jit import kernel, parallel_kernel, vector_kernel
+from ._jit import cast_like, kernel, parallel_kernel, vector_kernel
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
-from .optim import optimizer_update
+from .optim import SGD, optimizer_update
 
 
 # Parameters per block of the update loop (threads take whole blocks).
@@ -90,6 +90,18 @@ def _gathered(work, sizes, rows, n):
 
 
 @kernel
+def _gather(out, A, order, start):
+    """out[r] = A[order[start + r]] for every row r of out (n, m), element by
+    element: row assignment would compile Numba's shape-mismatch message, a
+    second of cold compile time."""
+    n, m = out.shape
+    for r in range(n):
+        row = A[order[start + r]]
+        for j in range(m):
+            out[r, j] = row[j]
+
+
+@kernel
 def forward(work, rows, params, sizes, hidden, output, X):
     """Run the network on X (n, sizes[0]), n <= rows; return the output view
     A_L (n, sizes[-1]). Hidden layers use activation ``hidden``, the last layer
@@ -107,10 +119,13 @@ def forward(work, rows, params, sizes, hidden, output, X):
 
 
 @kernel
-def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale):
+def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale, alpha, beta):
     """Loss of the batch (X, T) and its gradient w.r.t. every parameter.
 
-    Writes grads (n_params,); returns (loss, n_correct) as the loss kernels do.
+    Writes grads = alpha * gradient + beta * grads (n_params,); returns
+    (loss, n_correct) as the loss kernels do. ``grads`` may be ``params``
+    itself: with alpha = -lr that is an SGD step, each layer's update made
+    after the layer below has taken its delta through the old weights.
     X : (n, sizes[0]), T : (n, sizes[-1]), n <= rows. ``scale`` weighs each
     sample's loss (1 / n for the batch mean).
     """
@@ -120,78 +135,100 @@ def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale
     D = _delta(work, sizes, rows, L, n)
     value, correct = loss_forward_backward(D, out, T, loss, output, scale)
     for l in range(L - 1, -1, -1):
-        dW, db = layer_params(grads, sizes, l)
+        W, b = layer_params(params, sizes, l)
         A_in = X if l == 0 else _activation(work, sizes, rows, l, n)
-        dense_backward(dW, db, D, A_in)
         if l > 0:
-            W, b = layer_params(params, sizes, l)
             D_in = _delta(work, sizes, rows, l, n)
             dense_backward_input(D_in, D, W)
             activation_backward(D_in, D_in, A_in, hidden)
+        dW, db = layer_params(grads, sizes, l)
+        dense_backward(dW, db, D, A_in, alpha, beta)
+        if l > 0:
             D = D_in
     return value, correct
 
 
-def _train_batches(params, state, grads, work, rows, sizes, hidden, output, loss,
-                   X, T, order, gather, batch, first, stop, rule, hyper, step):
-    """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.
+def _compile_train_batches(parallel):
+    """``train_batches``, compiled serial or with the shards and the update
+    blocks on Numba's threads. The two are distinct closures, over ``range``
+    and ``prange``: Numba's disk cache keys a function by its code and closure,
+    not by its compiler options, so one function compiled twice would hand
+    either variant the other's cached code."""
+    loop = prange if parallel else range
 
-    Batch i holds the samples ``order[i * batch:(i + 1) * batch]`` (the last may
-    be short). Its m samples are cut into n_shards runs of ceil(m / n_shards)
-    (at most ``rows``, the capacity ``work`` was sized for); shard t takes
-    run t, copied into ``work[t]`` when ``gather`` (without it
-    ``order`` must be 0..n-1 and shards are views of X), and writes its part of
-    the gradient of the batch-mean loss into ``grads[t]``. The shard gradients
-    are summed in shard order and one ``optimizer_update`` (``rule``, ``hyper``,
-    state) follows, in blocks of UPDATE_BLOCK parameters; batch i is update
-    number ``step + i + 1``.
+    def train_batches(params, state, grads, work, rows, sizes, hidden, output, loss,
+                      X, T, order, gather, batch, first, stop, rule, hyper, step):
+        """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.
 
-    params (n_params,), state (2, n_params), grads (n_shards, n_params),
-    work (n_shards, work_size).
-    Returns (sum over samples of the loss, n_correct), taken before each update.
-    """
-    n = X.shape[0]
-    n_shards = grads.shape[0]
-    values = np.zeros(n_shards)
-    corrects = np.zeros(n_shards, dtype=np.int64)
-    total = 0.0
-    correct = 0
-    for i in range(first, stop):
-        s = i * batch
-        m = min(s + batch, n) - s
-        size = (m + n_shards - 1) // n_shards
-        active = (m + size - 1) // size
-        for t in prange(active):
-            a = s + t * size
-            b = min(a + size, s + m)
-            if gather:
-                Xb, Tb = _gathered(work[t], sizes, rows, b - a)
-                for r in range(b - a):
-                    Xb[r] = X[order[a + r]]
-                    Tb[r] = T[order[a + r]]
-            else:
-                Xb = X[a:b]
-                Tb = T[a:b]
-            values[t], corrects[t] = gradient(grads[t], work[t], rows, params, sizes, hidden,
-                                              output, loss, Xb, Tb, 1.0 / m)
-        for block in prange((params.shape[0] + UPDATE_BLOCK - 1) // UPDATE_BLOCK):
-            start = block * UPDATE_BLOCK
-            optimizer_update(params, state, grads[:active], rule, hyper, step + i + 1,
-                             start, min(start + UPDATE_BLOCK, params.shape[0]))
-        for t in range(active):
-            total += values[t] * m
-            correct += corrects[t]
-    return total, correct
+        Batch i holds the samples ``order[i * batch:(i + 1) * batch]`` (the last may
+        be short). Its m samples are cut into n_shards runs of ceil(m / n_shards)
+        (at most ``rows``, the capacity ``work`` was sized for); shard t takes
+        run t, copied into ``work[t]`` when ``gather`` (without it
+        ``order`` must be 0..n-1 and shards are views of X), and writes its part of
+        the gradient of the batch-mean loss into ``grads[t]``. The shard gradients
+        are summed in shard order and one ``optimizer_update`` (``rule``, ``hyper``,
+        state) follows, in blocks of UPDATE_BLOCK parameters; batch i is update
+        number ``step + i + 1``.
+
+        params (n_params,), state (2, n_params), grads (n_shards, n_params),
+        work (n_shards, work_size).
+        Returns (sum over samples of the loss, n_correct), taken before each update.
+        """
+        n = X.shape[0]
+        n_shards = grads.shape[0]
+        lr, l2, weight_decay = hyper[0], hyper[5], hyper[6]
+        one, zero = cast_like(params, 1.0), cast_like(params, 0.0)
+        shrink = cast_like(params, 1.0 - lr * (weight_decay + l2))  # the SGD rule's
+        values = np.zeros(n_shards)
+        corrects = np.zeros(n_shards, dtype=np.int64)
+        total = 0.0
+        correct = 0
+        for i in range(first, stop):
+            s = i * batch
+            m = min(s + batch, n) - s
+            size = (m + n_shards - 1) // n_shards
+            active = (m + size - 1) // size
+            # Plain SGD on one shard writes its step straight into params,
+            # with no gradient buffer to write and read back.
+            fused = rule == SGD and active == 1
+            for t in loop(active):
+                a = s + t * size
+                b = min(a + size, s + m)
+                if gather:
+                    Xb, Tb = _gathered(work[t], sizes, rows, b - a)
+                    _gather(Xb, X, order, a)
+                    _gather(Tb, T, order, a)
+                else:
+                    Xb = X[a:b]
+                    Tb = T[a:b]
+                if fused:
+                    target, alpha, beta = params, -lr, shrink
+                else:
+                    target, alpha, beta = grads[t], one, zero
+                values[t], corrects[t] = gradient(target, work[t], rows, params, sizes, hidden,
+                                                  output, loss, Xb, Tb, 1.0 / m, alpha, beta)
+            if not fused:
+                for block in loop((params.shape[0] + UPDATE_BLOCK - 1) // UPDATE_BLOCK):
+                    start = block * UPDATE_BLOCK
+                    optimizer_update(params, state, grads[:active], rule, hyper, step + i + 1,
+                                     start, min(start + UPDATE_BLOCK, params.shape[0]))
+            for t in range(active):
+                total += values[t] * m
+                correct += corrects[t]
+        return total, correct
+
+    return (parallel_kernel if parallel else kernel)(train_batches)
 
 
-train_batches = kernel(_train_batches)
-train_batches_parallel = parallel_kernel(_train_batches)
+train_batches = _compile_train_batches(parallel=False)
+train_batches_parallel = _compile_train_batches(parallel=True)
 
 
 @vector_kernel
 def _dense_row_forward(a, x, W, b):
     """a = x @ W + b for one sample, skipping zero inputs: a (fan_out,), x (fan_in,)."""
-    a[:] = b
+    for j in range(a.shape[0]):
+        a[j] = b[j]
     for i in range(x.shape[0]):
         v = x[i]
         if v != 0:

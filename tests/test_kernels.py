@@ -25,13 +25,43 @@ def test_dense(dtype, rng, n, fan_in, fan_out):
     dZ = random(rng, (n, fan_out), dtype, 1.0)
     Z = np.empty((n, fan_out), dtype)
     kernels.dense_forward(Z, X, W, b)
-    dX, dW, db = np.empty_like(X), np.empty_like(W), np.full_like(b, np.nan)
-    kernels.dense_backward(dW, db, dZ, X)
+    dX, dW, db = np.empty_like(X), np.full_like(W, np.nan), np.full_like(b, np.nan)
+    one, zero = np.dtype(dtype).type(1), np.dtype(dtype).type(0)
+    kernels.dense_backward(dW, db, dZ, X, one, zero)
     kernels.dense_backward_input(dX, dZ, W)
     X64, W64, b64, dZ64 = (a.astype(np.float64) for a in (X, W, b, dZ))
     assert_close(Z, reference.dense_forward(X64, W64, b64), dtype)
-    for got, want in zip((dX, dW, db), reference.dense_backward(dZ64, X64, W64)):
+    want_dX, want_dW, want_db = reference.dense_backward(dZ64, X64, W64)
+    for got, want in zip((dX, dW, db), (want_dX, want_dW, want_db)):
         assert_close(got, want, dtype)
+    # The same kernel as an SGD step straight into the layer.
+    lr, shrink = np.dtype(dtype).type(0.1), np.dtype(dtype).type(0.99)
+    kernels.dense_backward(W, b, dZ, X, -lr, shrink)
+    assert_close(W, shrink * W64 - lr * want_dW, dtype)
+    assert_close(b, shrink * b64 - lr * want_db, dtype)
+
+
+@pytest.mark.parametrize("a_transposed", [False, True])
+@pytest.mark.parametrize("b_transposed", [False, True])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 3, 4), (64, 255, 17)])
+def test_gemm(dtype, rng, a_transposed, b_transposed, m, k, n):
+    def operand(shape, transposed):  # C order, or the transpose of a C array
+        a = random(rng, shape[::-1] if transposed else shape, dtype, 1.0)
+        return a.T if transposed else a
+    A, B = operand((m, k), a_transposed), operand((k, n), b_transposed)
+    C = random(rng, (m, n), dtype, 1.0)
+    want = -0.5 * A.astype(np.float64) @ B.astype(np.float64) + 0.75 * C.astype(np.float64)
+    kernels.gemm(C, A, B, -0.5, 0.75)
+    assert_close(C, want, dtype)
+    C[...] = np.nan  # beta = 0 writes C without reading it
+    kernels.gemm(C, A, B, 1.0, 0.0)
+    assert_close(C, A.astype(np.float64) @ B.astype(np.float64), dtype)
+
+
+def test_gemm_rejects_misaligned_shapes():
+    C, A = np.zeros((2, 3)), np.zeros((2, 4))
+    with pytest.raises(ValueError, match="shapes do not align"):
+        kernels.gemm(C, A, A.T, 1.0, 0.0)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
