@@ -38,12 +38,6 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 BLOCK_ROWS = 4096
 # Seconds of compiled work between two returns to Python during fit.
 CHUNK_SECONDS = 0.2
-# How fit uses several threads (measured by benchmarks/sharding.py): a batch
-# of fewer than SHARD_BELOW_ROWS samples (but more than one) is split into one
-# shard per Numba thread, each with single-threaded BLAS; larger batches run
-# on one Numba thread with threaded BLAS, which won clearly for the
-# 784-256-128-10 net from batch 32 up.
-SHARD_BELOW_ROWS = 32
 
 
 class History:
@@ -266,7 +260,7 @@ class MLP:
         return step
 
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
-            seed=None, validation_data=None, verbose=1, n_threads=None):
+            seed=None, validation_data=None, verbose=1, n_threads=None, shards=False):
         """Train by minibatch SGD; returns a History.
 
         X : (n, sizes[0]); y : targets as described for ``loss``.
@@ -284,6 +278,11 @@ class MLP:
         verbose : 0 silent, 1 one line per epoch.
         n_threads : threads to train with; None takes ``fastmlp.get_num_threads()``.
             Results depend on it only through floating-point reassociation.
+        shards : split each minibatch into one shard per thread, each on its own
+            Numba thread with single-threaded BLAS, instead of running the
+            whole batch on threaded BLAS. Slower for every net and batch size
+            measured here (``python benchmarks/sharding.py``); try it where
+            BLAS threads have too little work, such as many cores and narrow nets.
 
         The training metrics of an epoch are averages over its batches, each
         taken before that batch's update.
@@ -298,7 +297,7 @@ class MLP:
         batch = n if batch_size is None else min(check_positive("batch_size", batch_size,
                                                                 integer=True), n)
         n_threads = threads.check_threads(n_threads)
-        n_shards = n_threads if 1 < batch < SHARD_BELOW_ROWS else 1
+        n_shards = n_threads if shards and batch > 1 else 1
         if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         if validation_data is not None:

@@ -116,17 +116,15 @@ def test_training_float32_follows_reference(rng):
     assert history["loss"][0] == pytest.approx(np.mean(losses[:5]), rel=1e-5)
 
 
-@pytest.fixture(params=["shards", "threaded BLAS"])
-def strategy(request, monkeypatch):
-    """Force fit's way of using threads: shards for any batch, or never."""
-    shards = request.param == "shards"
-    monkeypatch.setattr(fastmlp.model, "SHARD_BELOW_ROWS", 1 << 62 if shards else 0)
+@pytest.fixture(params=[True, False], ids=["shards", "threaded BLAS"])
+def shards(request):
+    """fit's way of using threads."""
     return request.param
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_threads_change_results_only_by_reassociation(rng, strategy, n_threads, shuffle):
+def test_threads_change_results_only_by_reassociation(rng, shards, n_threads, shuffle):
     n, seed = 61, 7
     X, y = problem(rng, "softmax_cross_entropy", n, 5, 4)
     runs = []
@@ -134,7 +132,7 @@ def test_threads_change_results_only_by_reassociation(rng, strategy, n_threads, 
         net = fastmlp.MLP((5, 9, 4), "tanh", dtype="float64", seed=4)
         start = net.params.copy()
         net.fit(X, y, epochs=3, batch_size=7, lr=0.1, shuffle=shuffle, seed=seed, verbose=0,
-                n_threads=n_threads)
+                n_threads=n_threads, shards=shards)
         runs.append(net.params.copy())
     np.testing.assert_array_equal(runs[0], runs[1])  # bit-identical run after run
     shuffles = np.random.default_rng(seed)
@@ -161,14 +159,15 @@ def test_bad_thread_count_is_refused(rng):
      dict(beta_1=0.8, weight_decay=0.05, l2=0.001)),
 ])
 @pytest.mark.parametrize("batch_size", [1, 7])
-def test_optimizers_and_schedules_train_like_reference(rng, optimizer, rule, hyper, batch_size):
+def test_optimizers_and_schedules_train_like_reference(rng, shards, optimizer, rule, hyper,
+                                                       batch_size):
     n, seed = 40, 3
     lr = fastmlp.optimizers.cosine(0.05, epochs=3)
     net = fastmlp.MLP((5, 8, 3), "relu", dtype="float64", seed=4)
     X, y = problem(rng, "softmax_cross_entropy", n, 5, 3)
     start = net.params.copy()
     net.fit(X, y, epochs=3, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
-            verbose=0)
+            verbose=0, shards=shards)
     shuffles = np.random.default_rng(seed)
     orders = [shuffles.permutation(n) for _ in range(3)]
     want, _ = reference.train(start, net.sizes, "relu", "identity", "softmax_cross_entropy",
