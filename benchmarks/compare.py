@@ -4,11 +4,13 @@
 
 The 784-256-128-10 relu net, float32, Fashion-MNIST training set scaled to
 [0, 1], plain SGD (lr 0.01, no momentum), softmax cross-entropy. Each
-implementation runs one warm-up epoch (compilation excluded), then
-``--repeats`` timed epochs, the implementations alternating within each
-repeat so that machine noise hits them alike, each after a pause that lets
-the previous one's idle BLAS and OpenMP threads stop spinning (they would
-take the cores from the next); the table gives medians.
+implementation runs in a process of its own (as asv runs each benchmark:
+no library's thread pools, BLAS or allocator state reach another's), one
+warm-up epoch (compilation excluded), then ``--repeats`` timed epochs, the
+implementations alternating within each repeat so that machine noise hits
+them alike, each after a pause that lets the previous one's idle BLAS and
+OpenMP threads stop spinning (they would take the cores from the next); the
+table gives medians.
 Slow cases train on a prefix of the data (samples/s stays comparable). Also
 measured in the same run: the machine's float32 GEMM rate with NumPy, against
 which fastmlp's achieved GFLOP/s is set.
@@ -16,6 +18,7 @@ which fastmlp's achieved GFLOP/s is set.
 
 import argparse
 import datetime
+import multiprocessing
 import platform
 import time
 import warnings
@@ -113,20 +116,58 @@ def cpu_name():
                     platform.processor())
 
 
+def worker(name, batch_size, n, threads, connection):
+    """Train ``name`` on the first n samples: a warm-up epoch, then one timed
+    epoch per request, sending back its seconds."""
+    warnings.filterwarnings("ignore", module="sklearn")
+    threadpool_limits(threads)
+    fastmlp.set_num_threads(threads)
+    if name == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    (X, y), _ = load_fashion_mnist()
+    X = X[:n] / np.float32(255)
+    epoch = IMPLEMENTATIONS[name](X, y[:n], batch_size)
+    epoch()  # warm-up: compilation, allocation, caches
+    connection.send(None)
+    while connection.recv():
+        start = time.perf_counter()
+        epoch()
+        connection.send(time.perf_counter() - start)
+
+
+def median_seconds(names, counts, batch_size, repeats, threads):
+    """{name: median seconds of an epoch}, one worker process per implementation."""
+    context = multiprocessing.get_context("spawn")
+    connections, processes = {}, []
+    for name in names:
+        connections[name], theirs = context.Pipe()
+        processes.append(context.Process(target=worker, args=(name, batch_size, counts[name],
+                                                              threads, theirs)))
+        processes[-1].start()
+    for name in names:
+        connections[name].recv()  # ready
+    times = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            time.sleep(PAUSE)
+            connections[name].send(True)
+            times[name].append(connections[name].recv())
+    for name in names:
+        connections[name].send(False)
+    for process in processes:
+        process.join()
+    return {name: np.median(t) for name, t in times.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 128, 512])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=fastmlp.get_num_threads())
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", module="sklearn")
     names = [name for name in IMPLEMENTATIONS if available(name)]
-    fastmlp.set_num_threads(args.threads)
-    if "torch" in names:
-        import torch
-        torch.set_num_threads(args.threads)
-    (X, y), _ = load_fashion_mnist()
-    X = X / np.float32(255)
+    n_train = 60000
     versions = {m.__name__: m.__version__ for m in [np, fastmlp]}
     for name, module in [("numba", "numba"), ("torch", "torch"), ("sklearn", "sklearn")]:
         if available(name) or name == "numba":
@@ -136,32 +177,22 @@ def main():
     print(f"784-256-128-10 relu, float32, SGD lr {LR}; samples/s, median of {args.repeats}\n")
     with threadpool_limits(args.threads):
         peak = gemm_gflops()
-        rows = [f"machine float32 GEMM (NumPy): {peak:.0f} GFLOP/s\n",
-                "| batch | " + " | ".join(names) + " | fastmlp/torch | fastmlp/sklearn "
-                "| fastmlp GFLOP/s | % of GEMM |",
-                "|---" * (len(names) + 5) + "|"]
-        for batch_size in args.batch_sizes:
-            epochs, counts = {}, {}
-            for name in names:
-                n = SAMPLES[name].get(batch_size, SAMPLES[name].get(None, len(y)))
-                counts[name] = n
-                epochs[name] = IMPLEMENTATIONS[name](X[:n], y[:n], batch_size)
-                epochs[name]()  # warm-up: compilation, allocation, caches
-            times = {name: [] for name in names}
-            for _ in range(args.repeats):
-                for name in names:
-                    time.sleep(PAUSE)
-                    start = time.perf_counter()
-                    epochs[name]()
-                    times[name].append(time.perf_counter() - start)
-            rate = {name: counts[name] / np.median(times[name]) for name in names}
-            ratio = {peer: (f"{rate['fastmlp'] / rate[peer]:.2f}x" if peer in rate else "n/a")
-                     for peer in ["torch", "sklearn"]}
-            gflops = rate["fastmlp"] * FLOPS_PER_SAMPLE / 1e9
-            rows.append(f"| {batch_size} | " + " | ".join(f"{rate[n]:,.0f}" for n in names)
-                        + f" | {ratio['torch']} | {ratio['sklearn']} | {gflops:.0f} "
-                        f"| {100 * gflops / peak:.0f}% |")
-            print(rows[-1], flush=True)
+    rows = [f"machine float32 GEMM (NumPy): {peak:.0f} GFLOP/s\n",
+            "| batch | " + " | ".join(names) + " | fastmlp/torch | fastmlp/sklearn "
+            "| fastmlp GFLOP/s | % of GEMM |",
+            "|---" * (len(names) + 5) + "|"]
+    for batch_size in args.batch_sizes:
+        counts = {name: SAMPLES[name].get(batch_size, SAMPLES[name].get(None, n_train))
+                  for name in names}
+        seconds = median_seconds(names, counts, batch_size, args.repeats, args.threads)
+        rate = {name: counts[name] / seconds[name] for name in names}
+        ratio = {peer: (f"{rate['fastmlp'] / rate[peer]:.2f}x" if peer in rate else "n/a")
+                 for peer in ["torch", "sklearn"]}
+        gflops = rate["fastmlp"] * FLOPS_PER_SAMPLE / 1e9
+        rows.append(f"| {batch_size} | " + " | ".join(f"{rate[n]:,.0f}" for n in names)
+                    + f" | {ratio['torch']} | {ratio['sklearn']} | {gflops:.0f} "
+                    f"| {100 * gflops / peak:.0f}% |")
+        print(rows[-1], flush=True)
     print()
     print("\n".join(rows))
 
