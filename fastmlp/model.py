@@ -250,11 +250,12 @@ class MLP:
         work = np.empty((n_shards, kernels.work_size(self._sizes, rows, gather)), self.dtype)
         grads = np.empty((n_shards, self.params.size), self.dtype)
         state = np.zeros((2, self.params.size), self.dtype)
+        stats = np.empty((n_shards, 2))
         train = kernels.train_batches_parallel if n_shards > 1 else kernels.train_batches
 
         def step(X, T, order, first, stop, lr, done):
             hyper = tuple(self.dtype.type(h) for h in optimizer.hyper(lr))
-            return train(self.params, state, grads, work, rows, self._sizes, hidden, output,
+            return train(self.params, state, grads, work, stats, rows, self._sizes, hidden, output,
                          loss, X, T, order, gather, batch, first, stop, optimizer.rule, hyper,
                          done)
         return step

@@ -156,7 +156,7 @@ def _compile_train_batches(parallel):
     either variant the other's cached code."""
     loop = prange if parallel else range
 
-    def train_batches(params, state, grads, work, rows, sizes, hidden, output, loss,
+    def train_batches(params, state, grads, work, stats, rows, sizes, hidden, output, loss,
                       X, T, order, gather, batch, first, stop, rule, hyper, step):
         """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.
 
@@ -171,7 +171,8 @@ def _compile_train_batches(parallel):
         number ``step + i + 1``.
 
         params (n_params,), state (2, n_params), grads (n_shards, n_params),
-        work (n_shards, work_size).
+        work (n_shards, work_size), stats (n_shards, 2) float64 for each shard's
+        loss and count of correct rows.
         Returns (sum over samples of the loss, n_correct), taken before each update.
         """
         n = X.shape[0]
@@ -179,8 +180,6 @@ def _compile_train_batches(parallel):
         lr, l2, weight_decay = hyper[0], hyper[5], hyper[6]
         one, zero = cast_like(params, 1.0), cast_like(params, 0.0)
         shrink = cast_like(params, 1.0 - lr * (weight_decay + l2))  # the SGD rule's
-        values = np.zeros(n_shards)
-        corrects = np.zeros(n_shards, dtype=np.int64)
         total = 0.0
         correct = 0
         for i in range(first, stop):
@@ -205,16 +204,16 @@ def _compile_train_batches(parallel):
                     target, alpha, beta = params, -lr, shrink
                 else:
                     target, alpha, beta = grads[t], one, zero
-                values[t], corrects[t] = gradient(target, work[t], rows, params, sizes, hidden,
-                                                  output, loss, Xb, Tb, 1.0 / m, alpha, beta)
+                stats[t, 0], stats[t, 1] = gradient(target, work[t], rows, params, sizes, hidden,
+                                                    output, loss, Xb, Tb, 1.0 / m, alpha, beta)
             if not fused:
                 for block in loop((params.shape[0] + UPDATE_BLOCK - 1) // UPDATE_BLOCK):
                     start = block * UPDATE_BLOCK
                     optimizer_update(params, state, grads[:active], rule, hyper, step + i + 1,
                                      start, min(start + UPDATE_BLOCK, params.shape[0]))
             for t in range(active):
-                total += values[t] * m
-                correct += corrects[t]
+                total += stats[t, 0] * m
+                correct += int(stats[t, 1])
         return total, correct
 
     return (parallel_kernel if parallel else kernel)(train_batches)
