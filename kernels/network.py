@@ -17,7 +17,7 @@ from ._jit import cast_like, kernel, parallel_kernel, vector_kernel
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
-from .optim import SGD, optimizer_update
+from .optim import SGD, optimizer_update, sgd_coefficients
 
 
 # Parameters per block of the update loop (threads take whole blocks).
@@ -79,18 +79,7 @@ def _delta(work, sizes, rows, l, n):
 
 
 @kernel
-def _gathered(work, sizes, rows, n):
-    """Batch buffers Xb (n, sizes[0]) and Tb (n, sizes[-1]) at the end of ``work``."""
-    start = 0
-    for i in range(1, sizes.shape[0]):
-        start += 2 * rows * sizes[i]
-    Xb = _block(work, start, n, sizes[0])
-    Tb = _block(work, start + rows * sizes[0], n, sizes[-1])
-    return Xb, Tb
-
-
-@kernel
-def _gather(out, A, order, start):
+def _copy_rows(out, A, order, start):
     """out[r] = A[order[start + r]] for every row r of out (n, m), element by
     element: row assignment would compile Numba's shape-mismatch message, a
     second of cold compile time."""
@@ -99,6 +88,20 @@ def _gather(out, A, order, start):
         row = A[order[start + r]]
         for j in range(m):
             out[r, j] = row[j]
+
+
+@kernel
+def _gathered(work, sizes, rows, X, T, order, start, n):
+    """Rows order[start:start + n] of X and T, copied into the batch buffers at
+    the end of ``work``: returns Xb (n, sizes[0]) and Tb (n, sizes[-1])."""
+    offset = 0
+    for i in range(1, sizes.shape[0]):
+        offset += 2 * rows * sizes[i]
+    Xb = _block(work, offset, n, sizes[0])
+    Tb = _block(work, offset + rows * sizes[0], n, sizes[-1])
+    _copy_rows(Xb, X, order, start)
+    _copy_rows(Tb, T, order, start)
+    return Xb, Tb
 
 
 @kernel
@@ -177,9 +180,8 @@ def _compile_train_batches(parallel):
         """
         n = X.shape[0]
         n_shards = grads.shape[0]
-        lr, l2, weight_decay = hyper[0], hyper[5], hyper[6]
         one, zero = cast_like(params, 1.0), cast_like(params, 0.0)
-        shrink = cast_like(params, 1.0 - lr * (weight_decay + l2))  # the SGD rule's
+        step_scale, decay = sgd_coefficients(params, hyper)
         total = 0.0
         correct = 0
         for i in range(first, stop):
@@ -194,14 +196,12 @@ def _compile_train_batches(parallel):
                 a = s + t * size
                 b = min(a + size, s + m)
                 if gather:
-                    Xb, Tb = _gathered(work[t], sizes, rows, b - a)
-                    _gather(Xb, X, order, a)
-                    _gather(Tb, T, order, a)
+                    Xb, Tb = _gathered(work[t], sizes, rows, X, T, order, a, b - a)
                 else:
                     Xb = X[a:b]
                     Tb = T[a:b]
                 if fused:
-                    target, alpha, beta = params, -lr, shrink
+                    target, alpha, beta = params, step_scale, decay
                 else:
                     target, alpha, beta = grads[t], one, zero
                 stats[t, 0], stats[t, 1] = gradient(target, work[t], rows, params, sizes, hidden,

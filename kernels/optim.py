@@ -7,9 +7,19 @@ keeps its state in ``state`` (2, n_params), in the parameters' layout.
 
 import numpy as np
 
-from ._jit import cast_like, vector_kernel
+from ._jit import cast_like, kernel, vector_kernel
 
 SGD, MOMENTUM, NESTEROV, ADAM = range(4)
+
+
+@kernel
+def sgd_coefficients(params, hyper):
+    """(alpha, beta) of the SGD rule written as params = beta * params + alpha * g,
+    in the parameters' dtype: alpha = -lr, beta = 1 - lr * (l2 + weight_decay).
+    ``hyper`` as for ``optimizer_update``; the trainer uses them to write the
+    step straight into the weights."""
+    lr, l2, weight_decay = hyper[0], hyper[5], hyper[6]
+    return cast_like(params, -lr), cast_like(params, 1.0 - lr * (l2 + weight_decay))
 
 
 @vector_kernel
@@ -39,8 +49,9 @@ def optimizer_update(params, state, grads, rule, hyper, step, start, stop):
             g[j] += other[j]
     shrink = cast_like(p, 1.0 - lr * weight_decay)
     if rule == SGD:
+        alpha, beta = sgd_coefficients(p, hyper)
         for j in range(p.shape[0]):
-            p[j] = shrink * p[j] - lr * (g[j] + l2 * p[j])
+            p[j] = beta * p[j] + alpha * g[j]
     elif rule == ADAM:
         m, s = state[0, start:stop], state[1, start:stop]
         step_1 = cast_like(p, lr / (1.0 - beta_1 ** step))
