@@ -38,7 +38,8 @@ PAUSE = 0.5  # seconds between two timed epochs
 # first (no implementation computes the gradient w.r.t. the data).
 MACS = [a * b for a, b in zip(SIZES, SIZES[1:])]
 FLOPS_PER_SAMPLE = 2 * (2 * sum(MACS) + sum(MACS[1:]))
-# Samples per timed epoch, by implementation and batch size (None: all 60,000).
+TRAIN_SAMPLES = 60000  # Fashion-MNIST's training set, loaded by each worker
+# Samples per timed epoch, by implementation and batch size (None: all of them).
 SAMPLES = {"fastmlp": {1: 20000}, "torch": {1: 5000, 16: 20000},
            "sklearn": {1: 5000, 16: 20000}, "numpy-ref": {1: 2000, 16: 5000, None: 10000}}
 
@@ -167,7 +168,6 @@ def main():
     parser.add_argument("--threads", type=int, default=fastmlp.get_num_threads())
     args = parser.parse_args()
     names = [name for name in IMPLEMENTATIONS if available(name)]
-    n_train = 60000
     versions = {m.__name__: m.__version__ for m in [np, fastmlp]}
     for name, module in [("numba", "numba"), ("torch", "torch"), ("sklearn", "sklearn")]:
         if available(name) or name == "numba":
@@ -182,7 +182,7 @@ def main():
             "| fastmlp GFLOP/s | % of GEMM |",
             "|---" * (len(names) + 5) + "|"]
     for batch_size in args.batch_sizes:
-        counts = {name: SAMPLES[name].get(batch_size, SAMPLES[name].get(None, n_train))
+        counts = {name: SAMPLES[name].get(batch_size, SAMPLES[name].get(None, TRAIN_SAMPLES))
                   for name in names}
         seconds = median_seconds(names, counts, batch_size, args.repeats, args.threads)
         rate = {name: counts[name] / seconds[name] for name in names}

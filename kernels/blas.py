@@ -39,17 +39,19 @@ def _xxgemm_typed(C, A, B, alpha, beta):
     xxgemm = _BLAS().numba_xxgemm(C.dtype)
     kind = ord(get_blas_kind(C.dtype))
     # BLAS is column-major, where row-major C = A @ B reads C.T = B.T @ A.T: so
-    # B comes first, and an operand in F order is the transpose of a C array.
-    trans_b, trans_a = ord("n" if B.layout == "C" else "t"), ord("n" if A.layout == "C" else "t")
+    # B comes first, and an operand in F order is the transpose of a C array,
+    # whose leading dimension is its number of rows.
+    a_transposed, b_transposed = A.layout == "F", B.layout == "F"
+    trans_a, trans_b = ord("t" if a_transposed else "n"), ord("t" if b_transposed else "n")
     dtype = C.dtype
 
     def impl(C, A, B, alpha, beta):
         m, n = C.shape
         k = A.shape[1]
+        lda = A.shape[0] if a_transposed else A.shape[1]
+        ldb = B.shape[0] if b_transposed else B.shape[1]
         status = xxgemm(kind, trans_b, trans_a, n, m, k, _pointer_to(dtype(alpha)), B.ctypes,
-                        B.shape[1] if trans_b == 110 else B.shape[0], A.ctypes,
-                        A.shape[1] if trans_a == 110 else A.shape[0],
-                        _pointer_to(dtype(beta)), C.ctypes, n)
+                        ldb, A.ctypes, lda, _pointer_to(dtype(beta)), C.ctypes, n)
         if status != 0:
             raise RuntimeError("BLAS gemm failed")
     return impl

@@ -26,8 +26,8 @@ def test_dense(dtype, rng, n, fan_in, fan_out):
     Z = np.empty((n, fan_out), dtype)
     kernels.dense_forward(Z, X, W, b)
     dX, dW, db = np.empty_like(X), np.full_like(W, np.nan), np.full_like(b, np.nan)
-    one, zero = np.dtype(dtype).type(1), np.dtype(dtype).type(0)
-    kernels.dense_backward(dW, db, dZ, X, one, zero)
+    scalar = np.dtype(dtype).type
+    kernels.dense_backward(dW, db, dZ, X, scalar(1), scalar(0))
     kernels.dense_backward_input(dX, dZ, W)
     X64, W64, b64, dZ64 = (a.astype(np.float64) for a in (X, W, b, dZ))
     assert_close(Z, reference.dense_forward(X64, W64, b64), dtype)
@@ -35,7 +35,7 @@ def test_dense(dtype, rng, n, fan_in, fan_out):
     for got, want in zip((dX, dW, db), (want_dX, want_dW, want_db)):
         assert_close(got, want, dtype)
     # The same kernel as an SGD step straight into the layer.
-    lr, shrink = np.dtype(dtype).type(0.1), np.dtype(dtype).type(0.99)
+    lr, shrink = scalar(0.1), scalar(0.99)
     kernels.dense_backward(W, b, dZ, X, -lr, shrink)
     assert_close(W, shrink * W64 - lr * want_dW, dtype)
     assert_close(b, shrink * b64 - lr * want_db, dtype)
