@@ -251,13 +251,12 @@ class MLP:
         grads = np.empty((n_shards, self.params.size), self.dtype)
         state = np.zeros((2, self.params.size), self.dtype)
         stats = np.empty((n_shards, 2))
-        train = kernels.train_batches_parallel if n_shards > 1 else kernels.train_batches
+        train = kernels.batch_trainer(loss, optimizer.rule, n_shards > 1)
 
         def step(X, T, order, first, stop, lr, done):
             hyper = tuple(self.dtype.type(h) for h in optimizer.hyper(lr))
             return train(self.params, state, grads, work, stats, rows, self._sizes, hidden, output,
-                         loss, X, T, order, gather, batch, first, stop, optimizer.rule, hyper,
-                         done)
+                         X, T, order, gather, batch, first, stop, hyper, done)
         return step
 
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,

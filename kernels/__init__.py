@@ -12,6 +12,6 @@ from .dense import dense_backward, dense_backward_input, dense_forward
 from .losses import (BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR, SOFTMAX_CROSS_ENTROPY,
                      binary_cross_entropy, loss_forward_backward, mean_squared_error,
                      softmax, softmax_cross_entropy)
-from .network import (forward, gradient, layer_params, param_offset, train_batches, train_batches_parallel, train_samples,
-                       work_size)
+from .network import (batch_trainer, forward, gradient, layer_params, param_offset,
+                      train_samples, work_size)
 from .optim import ADAM, MOMENTUM, NESTEROV, SGD, optimizer_update

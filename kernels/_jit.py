@@ -6,6 +6,11 @@ twice, serial with ``kernel`` and threaded with ``parallel_kernel``.
 kernels run from Python threads in parallel; ``error_model="numpy"`` drops the
 Python-style division checks from the inner loops.
 
+``inline_kernel`` is copied into each compiled caller instead of being called:
+the dispatchers on a loss or optimizer code use it, so that a caller where the
+code is a compile-time constant (a closure variable) has the other branches
+pruned before typing and compiles one loss and one rule, not all of them.
+
 ``vector_kernel`` adds the fastmath flags that let LLVM vectorise sums and
 dot products (reassociation, fused multiply-add), for the dense inner loops
 only: reassociation changes results by rounding alone, the same binary gives
@@ -22,6 +27,8 @@ OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 kernel = numba.njit(**OPTIONS)
 vector_kernel = numba.njit(fastmath={"reassoc", "contract", "nsz"}, **OPTIONS)
 parallel_kernel = numba.njit(parallel=True, **OPTIONS)
+inline_kernel = numba.njit(inline="always", **OPTIONS)
+inline_kernel = numba.njit(inline="always", **OPTIONS)
 
 
 def cast_like(a, x):

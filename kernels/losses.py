@@ -10,7 +10,7 @@ matrix: one-hot or probability rows, 0/1 values, or regression targets.
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import inline_kernel, kernel
 from .activations import activation_backward, sigmoid
 
 SOFTMAX_CROSS_ENTROPY, BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR = range(3)
@@ -107,10 +107,11 @@ def mean_squared_error(dZ, A, T, code, scale):
     return 0.5 * scale * loss, correct
 
 
-@kernel
+@inline_kernel
 def loss_forward_backward(dZ, out, T, loss, code, scale):
     """Dispatch to the loss numbered ``loss``; ``out`` is Z for the
-    cross-entropies and A = g(Z) (``code`` names g) for squared error."""
+    cross-entropies and A = g(Z) (``code`` names g) for squared error.
+    Inlined, so that a constant ``loss`` compiles that loss alone."""
     if loss == SOFTMAX_CROSS_ENTROPY:
         return softmax_cross_entropy(dZ, out, T, scale)
     if loss == BINARY_CROSS_ENTROPY:

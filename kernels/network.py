@@ -10,10 +10,12 @@ layer's pre-activation), then, when the trainer gathers shuffled minibatches,
 room for a batch of inputs and of targets.
 """
 
+import functools
+
 import numpy as np
 from numba import prange
 
-from ._jit import cast_like, kernel, parallel_kernel, vector_kernel
+from ._jit import cast_like, inline_kernel, kernel, parallel_kernel, vector_kernel
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
@@ -122,21 +124,18 @@ def forward(work, rows, params, sizes, hidden, output, X):
 
 
 @kernel
-def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale, alpha, beta):
-    """Loss of the batch (X, T) and its gradient w.r.t. every parameter.
+def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta):
+    """Backpropagation from the output delta dZ_L, which a loss kernel has
+    written into ``work`` after ``forward`` on X (n, sizes[0]).
 
-    Writes grads = alpha * gradient + beta * grads (n_params,); returns
-    (loss, n_correct) as the loss kernels do. ``grads`` may be ``params``
-    itself: with alpha = -lr that is an SGD step, each layer's update made
-    after the layer below has taken its delta through the old weights.
-    X : (n, sizes[0]), T : (n, sizes[-1]), n <= rows. ``scale`` weighs each
-    sample's loss (1 / n for the batch mean).
+    Writes grads = alpha * gradient + beta * grads (n_params,). ``grads`` may
+    be ``params`` itself: with alpha = -lr that is an SGD step, each layer's
+    update made after the layer below has taken its delta through the old
+    weights.
     """
     L = sizes.shape[0] - 1
     n = X.shape[0]
-    out = forward(work, rows, params, sizes, hidden, output, X)
     D = _delta(work, sizes, rows, L, n)
-    value, correct = loss_forward_backward(D, out, T, loss, output, scale)
     for l in range(L - 1, -1, -1):
         W, b = layer_params(params, sizes, l)
         A_in = X if l == 0 else _activation(work, sizes, rows, l, n)
@@ -148,19 +147,39 @@ def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale
         dense_backward(dW, db, D, A_in, alpha, beta)
         if l > 0:
             D = D_in
+
+
+@inline_kernel
+def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale, alpha, beta):
+    """Loss of the batch (X, T) and its gradient w.r.t. every parameter.
+
+    Writes grads = alpha * gradient + beta * grads (n_params,) as ``backward``
+    does; returns (loss, n_correct) as the loss kernels do.
+    X : (n, sizes[0]), T : (n, sizes[-1]), n <= rows. ``scale`` weighs each
+    sample's loss (1 / n for the batch mean). Inlined into its callers, like
+    the loss dispatch in it, so a constant ``loss`` compiles that loss alone.
+    """
+    out = forward(work, rows, params, sizes, hidden, output, X)
+    D = _delta(work, sizes, rows, sizes.shape[0] - 1, X.shape[0])
+    value, correct = loss_forward_backward(D, out, T, loss, output, scale)
+    backward(grads, work, rows, params, sizes, hidden, X, alpha, beta)
     return value, correct
 
 
-def _compile_train_batches(parallel):
-    """``train_batches``, compiled serial or with the shards and the update
-    blocks on Numba's threads. The two are distinct closures, over ``range``
-    and ``prange``: Numba's disk cache keys a function by its code and closure,
-    not by its compiler options, so one function compiled twice would hand
-    either variant the other's cached code."""
+@functools.cache
+def batch_trainer(loss, rule, parallel):
+    """``train_batches`` compiled for one loss and one optimizer rule (codes),
+    serial or with the shards and the update blocks on Numba's threads.
+
+    The codes are closure constants, so Numba prunes the other losses and
+    rules before typing: a first fit compiles what it uses, not every loss
+    and rule. Numba's disk cache keys a closure by its code and closure
+    values (not by its compiler options), so each variant is cached as itself.
+    """
     loop = prange if parallel else range
 
-    def train_batches(params, state, grads, work, stats, rows, sizes, hidden, output, loss,
-                      X, T, order, gather, batch, first, stop, rule, hyper, step):
+    def train_batches(params, state, grads, work, stats, rows, sizes, hidden, output,
+                      X, T, order, gather, batch, first, stop, hyper, step):
         """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.
 
         Batch i holds the samples ``order[i * batch:(i + 1) * batch]`` (the last may
@@ -169,7 +188,7 @@ def _compile_train_batches(parallel):
         run t, copied into ``work[t]`` when ``gather`` (without it
         ``order`` must be 0..n-1 and shards are views of X), and writes its part of
         the gradient of the batch-mean loss into ``grads[t]``. The shard gradients
-        are summed in shard order and one ``optimizer_update`` (``rule``, ``hyper``,
+        are summed in shard order and one ``optimizer_update`` (``hyper``,
         state) follows, in blocks of UPDATE_BLOCK parameters; batch i is update
         number ``step + i + 1``.
 
@@ -217,10 +236,6 @@ def _compile_train_batches(parallel):
         return total, correct
 
     return (parallel_kernel if parallel else kernel)(train_batches)
-
-
-train_batches = _compile_train_batches(parallel=False)
-train_batches_parallel = _compile_train_batches(parallel=True)
 
 
 @vector_kernel

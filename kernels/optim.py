@@ -7,7 +7,7 @@ keeps its state in ``state`` (2, n_params), in the parameters' layout.
 
 import numpy as np
 
-from ._jit import cast_like, kernel, vector_kernel
+from ._jit import cast_like, inline_kernel, kernel, vector_kernel
 
 SGD, MOMENTUM, NESTEROV, ADAM = range(4)
 
@@ -23,6 +23,51 @@ def sgd_coefficients(params, hyper):
 
 
 @vector_kernel
+def _shard_sum(grads, start, stop):
+    """grads[0, start:stop] += the other rows, in row order; returns that view."""
+    g = grads[0, start:stop]
+    for t in range(1, grads.shape[0]):
+        other = grads[t, start:stop]
+        for j in range(g.shape[0]):
+            g[j] += other[j]
+    return g
+
+
+# One plain loop per rule over slices, with no branch inside and coefficients
+# in the parameters' dtype, so that LLVM vectorises each.
+
+@vector_kernel
+def _sgd(p, g, hyper):
+    alpha, beta = sgd_coefficients(p, hyper)
+    for j in range(p.shape[0]):
+        p[j] = beta * p[j] + alpha * g[j]
+
+
+@vector_kernel
+def _momentum(p, v, g, hyper, nesterov):
+    lr, momentum, l2, weight_decay = hyper[0], hyper[1], hyper[5], hyper[6]
+    shrink = cast_like(p, 1.0 - lr * weight_decay)
+    for j in range(p.shape[0]):
+        gj = g[j] + l2 * p[j]
+        v[j] = momentum * v[j] - lr * gj
+        p[j] = shrink * p[j] + (momentum * v[j] - lr * gj if nesterov else v[j])
+
+
+@vector_kernel
+def _adam(p, m, s, g, hyper, step):
+    lr, _, beta_1, beta_2, epsilon, l2, weight_decay = hyper
+    shrink = cast_like(p, 1.0 - lr * weight_decay)
+    step_1 = cast_like(p, lr / (1.0 - beta_1 ** step))
+    root_2 = cast_like(p, 1.0 / np.sqrt(1.0 - beta_2 ** step))
+    keep_1, keep_2 = cast_like(p, 1.0 - beta_1), cast_like(p, 1.0 - beta_2)
+    for j in range(p.shape[0]):
+        gj = g[j] + l2 * p[j]
+        m[j] = beta_1 * m[j] + keep_1 * gj
+        s[j] = beta_2 * s[j] + keep_2 * gj * gj
+        p[j] = shrink * p[j] - step_1 * m[j] / (np.sqrt(s[j]) * root_2 + epsilon)
+
+
+@inline_kernel
 def optimizer_update(params, state, grads, rule, hyper, step, start, stop):
     """One update of params[start:stop] by the rule numbered ``rule``.
 
@@ -37,39 +82,14 @@ def optimizer_update(params, state, grads, rule, hyper, step, start, stop):
     ADAM      m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;
               p -= lr * (m / (1 - b1^step)) / (sqrt(s / (1 - b2^step)) + epsilon)
     Then decoupled weight decay (AdamW): p -= lr * weight_decay * p_old.
+    Inlined into its caller: where ``rule`` is a compile-time constant, Numba
+    compiles that rule alone.
     """
-    lr, momentum, beta_1, beta_2, epsilon, l2, weight_decay = hyper
-    # Plain loops over slices, one per rule and no branch inside, with
-    # coefficients in the parameters' dtype, so that LLVM vectorises each.
     p = params[start:stop]
-    g = grads[0, start:stop]
-    for t in range(1, grads.shape[0]):  # the shard sum, kept in grads[0]
-        other = grads[t, start:stop]
-        for j in range(p.shape[0]):
-            g[j] += other[j]
-    shrink = cast_like(p, 1.0 - lr * weight_decay)
+    g = _shard_sum(grads, start, stop)
     if rule == SGD:
-        alpha, beta = sgd_coefficients(p, hyper)
-        for j in range(p.shape[0]):
-            p[j] = beta * p[j] + alpha * g[j]
+        _sgd(p, g, hyper)
     elif rule == ADAM:
-        m, s = state[0, start:stop], state[1, start:stop]
-        step_1 = cast_like(p, lr / (1.0 - beta_1 ** step))
-        root_2 = cast_like(p, 1.0 / np.sqrt(1.0 - beta_2 ** step))
-        keep_1, keep_2 = cast_like(p, 1.0 - beta_1), cast_like(p, 1.0 - beta_2)
-        for j in range(p.shape[0]):
-            gj = g[j] + l2 * p[j]
-            m[j] = beta_1 * m[j] + keep_1 * gj
-            s[j] = beta_2 * s[j] + keep_2 * gj * gj
-            p[j] = shrink * p[j] - step_1 * m[j] / (np.sqrt(s[j]) * root_2 + epsilon)
-    elif rule == MOMENTUM:
-        v = state[0, start:stop]
-        for j in range(p.shape[0]):
-            v[j] = momentum * v[j] - lr * (g[j] + l2 * p[j])
-            p[j] = shrink * p[j] + v[j]
+        _adam(p, state[0, start:stop], state[1, start:stop], g, hyper, step)
     else:
-        v = state[0, start:stop]
-        for j in range(p.shape[0]):
-            gj = g[j] + l2 * p[j]
-            v[j] = momentum * v[j] - lr * gj
-            p[j] = shrink * p[j] + momentum * v[j] - lr * gj
+        _momentum(p, state[0, start:stop], g, hyper, rule == NESTEROV)
