@@ -108,3 +108,17 @@ def check_targets(y, n, k, loss, dtype):
                              f"give regression targets as ({n}, {k})")
         return _one_hot(_check_labels(y, k), k, dtype), "accuracy"
     return np.ascontiguousarray(y.reshape(n, k), dtype=dtype), "r2"
+
+
+def check_sample_weight(sample_weight, n, dtype):
+    """Sample weights as a C-contiguous (n,) array of ``dtype``: finite,
+    non-negative, not all zero."""
+    w = _numeric("sample_weight", sample_weight)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},) to match X, got {w.shape}")
+    _check_finite("sample_weight", w)
+    if np.any(w < 0):
+        raise ValueError(f"sample_weight must be non-negative, got {w[w < 0][0]}")
+    if not np.any(w > 0):
+        raise ValueError("sample_weight is zero for every sample")
+    return np.ascontiguousarray(w, dtype=dtype)

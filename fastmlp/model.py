@@ -7,7 +7,7 @@ import numpy as np
 from . import kernels, threads
 from .optimizers import SGD, check_optimizer
 from ._validation import (check_choice, check_dtype, check_features, check_positive,
-                          check_targets)
+                          check_sample_weight, check_targets)
 
 ACTIVATIONS = {
     "identity": kernels.IDENTITY,
@@ -190,12 +190,15 @@ class MLP:
         return value, self._metric(metric, value, correct, T)
 
     @staticmethod
-    def _metric(metric, value, correct, T):
+    def _metric(metric, value, correct, T, weights=None):
+        """Accuracy (the share of correct rows), or R^2 from the (weighted) mean
+        half squared error ``value``: 1 - SSE / total sum of squares."""
         if metric == "accuracy":
             return correct / T.shape[0]
-        # r2 from the mean half squared error: 1 - SSE / total sum of squares.
-        sst = ((T - T.mean(axis=0)) ** 2).sum()
-        return 1.0 - 2.0 * value * T.shape[0] / sst if sst > 0 else 0.0
+        w = np.ones(T.shape[0]) if weights is None else weights.astype(np.float64)
+        mean = np.average(T, axis=0, weights=w)
+        sst = (w[:, None] * (T - mean) ** 2).sum()
+        return 1.0 - 2.0 * value * w.sum() / sst if sst > 0 else 0.0
 
     def evaluate(self, X, y):
         """(mean loss, accuracy) on (X, y); for regression targets the second
@@ -235,11 +238,12 @@ class MLP:
             return labels[:, 0] if labels.shape[1] == 1 else labels
         return out[:, 0] if out.shape[1] == 1 else out
 
-    def _stepper(self, optimizer, batch, n_shards, gather):
+    def _stepper(self, optimizer, batch, n_shards, gather, weights, state):
         """A function running minibatches first..stop-1 of an epoch, with its
-        buffers; ``done`` counts the updates of earlier epochs."""
+        buffers; ``done`` counts the updates before this call, ``state`` is the
+        optimizer's (2, n_params)."""
         hidden, output, loss = self._codes
-        if batch == 1 and optimizer == SGD():
+        if batch == 1 and optimizer == SGD() and weights is None:
             work = self._work(1)
 
             def step(X, T, order, first, stop, lr, done):
@@ -249,18 +253,29 @@ class MLP:
         rows = -(-batch // n_shards)
         work = np.empty((n_shards, kernels.work_size(self._sizes, rows, gather)), self.dtype)
         grads = np.empty((n_shards, self.params.size), self.dtype)
-        state = np.zeros((2, self.params.size), self.dtype)
         stats = np.empty((n_shards, 2))
         train = kernels.batch_trainer(loss, optimizer.rule, n_shards > 1)
 
         def step(X, T, order, first, stop, lr, done):
             hyper = tuple(self.dtype.type(h) for h in optimizer.hyper(lr))
             return train(self.params, state, grads, work, stats, rows, self._sizes, hidden, output,
-                         X, T, order, gather, batch, first, stop, hyper, done)
+                         X, T, weights, order, gather, batch, first, stop, hyper, done)
         return step
 
+    def _optimizer_state(self, optimizer, resume):
+        """(state (2, n_params), update count) to start a fit with: zeros and 0,
+        or those the previous fit left when ``resume``."""
+        previous = getattr(self, "_state", None)
+        if resume and previous is not None:
+            if previous[0] != optimizer:
+                raise ValueError(f"resume needs the optimizer of the previous fit, "
+                                 f"{previous[0]!r}; got {optimizer!r}")
+            return previous[1], previous[2]
+        return np.zeros((2, self.params.size), self.dtype), 0
+
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
-            seed=None, validation_data=None, verbose=1, n_threads=None, shards=False):
+            seed=None, validation_data=None, verbose=1, n_threads=None, shards=False,
+            sample_weight=None, resume=False):
         """Train by minibatch SGD; returns a History.
 
         X : (n, sizes[0]); y : targets as described for ``loss``.
@@ -270,7 +285,7 @@ class MLP:
             (see fastmlp.optimizers: inverse_scaling, step_decay, cosine).
         optimizer : "sgd", "adam", or an instance of fastmlp.SGD or
             fastmlp.Adam (momentum, Nesterov, L2 penalty, AdamW weight decay).
-            Its state starts from zero at every call.
+            Its state starts from zero, unless ``resume``.
         shuffle : visit the samples of epoch e in the order ``rng.permutation(n)``
             of ``rng = numpy.random.default_rng(seed)`` (the model's own
             generator when seed is None); otherwise in their given order.
@@ -283,6 +298,12 @@ class MLP:
             whole batch on threaded BLAS. Slower for every net and batch size
             measured here (``python benchmarks/sharding.py``); try it where
             BLAS threads have too little work, such as many cores and narrow nets.
+        sample_weight : (n,) finite non-negative weights. Each batch's loss is
+            then sum_i w_i loss_i / sum_i w_i over its samples (a batch of zero
+            weight makes no step), and the epoch's ``loss`` is the weighted mean.
+        resume : continue from the previous ``fit``: the optimizer's state
+            (momentum, Adam's moments) and its update count carry over, as
+            when one call had run all the epochs. The optimizer must be the same.
 
         The training metrics of an epoch are averages over its batches, each
         taken before that batch's update.
@@ -297,6 +318,9 @@ class MLP:
         batch = n if batch_size is None else min(check_positive("batch_size", batch_size,
                                                                 integer=True), n)
         n_threads = threads.check_threads(n_threads)
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, n,
+                                                                          self.dtype)
+        state, updates = self._optimizer_state(optimizer, resume)
         n_shards = n_threads if shards and batch > 1 else 1
         if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
@@ -304,7 +328,7 @@ class MLP:
             X_val, T_val, _ = self._data(*validation_data)
         rng = self._rng if seed is None else np.random.default_rng(seed)
         shuffle = shuffle and batch < n
-        step = self._stepper(optimizer, batch, n_shards, gather=shuffle)
+        step = self._stepper(optimizer, batch, n_shards, shuffle, weights, state)
         n_batches = -(-n // batch)
         order = np.arange(n)
         chunk = 1
@@ -319,16 +343,18 @@ class MLP:
                 while first < n_batches:
                     stop = min(first + chunk, n_batches)
                     t0 = time.perf_counter()
-                    value, c = step(X, T, order, first, stop, self.dtype.type(epoch_lr),
-                                    (epoch - 1) * n_batches)
+                    value, c = step(X, T, order, first, stop, self.dtype.type(epoch_lr), updates)
                     total += value
                     correct += c
                     # Aim each compiled call at CHUNK_SECONDS of work.
                     per_batch = (time.perf_counter() - t0) / (stop - first)
                     chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
                     first = stop
-                metrics = {"loss": total / n,
-                           metric: self._metric(metric, total / n, correct, T)}
+                updates += n_batches
+                self._state = (optimizer, state, updates)
+                mass = float(n if weights is None else weights.sum(dtype=np.float64))
+                metrics = {"loss": total / mass,
+                           metric: self._metric(metric, total / mass, correct, T, weights)}
                 if validation_data is not None:
                     metrics["val_loss"], metrics["val_" + metric] = self._evaluate(
                         X_val, T_val, metric)

@@ -56,37 +56,49 @@ def logsumexp(Z):
     return zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
 
 
-def softmax_cross_entropy(Z, T):
-    """Mean over rows of -sum_j T_ij log softmax(Z)_ij, and its gradient w.r.t. Z.
+def row_weights(n, weights=None):
+    """The weight of each of n rows in a loss, shape (n, 1): 1 / n for the
+    mean, or weights / weights.sum() for the weighted mean (0 if that is 0)."""
+    if weights is None:
+        return np.full((n, 1), 1.0 / n)
+    total = weights.sum()
+    return (weights / total if total > 0 else 0.0 * weights)[:, None]
+
+
+def softmax_cross_entropy(Z, T, weights=None):
+    """Mean over rows (weighted by ``weights`` (n,) if given) of
+    -sum_j T_ij log softmax(Z)_ij, and its gradient w.r.t. Z.
 
     Z, T : (n, k). Returns (loss, dZ (n, k)).
     """
-    n = Z.shape[0]
+    s = row_weights(Z.shape[0], weights)
     log_p = Z - logsumexp(Z)[:, None]
-    loss = -(T * log_p).sum() / n
-    dZ = (softmax(Z) * T.sum(axis=1, keepdims=True) - T) / n
+    loss = -(s * T * log_p).sum()
+    dZ = s * (softmax(Z) * T.sum(axis=1, keepdims=True) - T)
     return loss, dZ
 
 
-def binary_cross_entropy(Z, T):
-    """Mean over rows of sum_j -[T log sigmoid(Z) + (1 - T) log(1 - sigmoid(Z))],
-    and its gradient w.r.t. the logits Z. Z, T : (n, k). Returns (loss, dZ)."""
-    n = Z.shape[0]
-    loss = (np.logaddexp(0.0, Z) - T * Z).sum() / n
-    return loss, (sigmoid(Z) - T) / n
+def binary_cross_entropy(Z, T, weights=None):
+    """Mean over rows (weighted by ``weights`` (n,) if given) of
+    sum_j -[T log sigmoid(Z) + (1 - T) log(1 - sigmoid(Z))], and its gradient
+    w.r.t. the logits Z. Z, T : (n, k). Returns (loss, dZ)."""
+    s = row_weights(Z.shape[0], weights)
+    loss = (s * (np.logaddexp(0.0, Z) - T * Z)).sum()
+    return loss, s * (sigmoid(Z) - T)
 
 
-def mean_squared_error(A, T, output):
-    """Mean over rows of sum_j (A_ij - T_ij)**2 / 2 for outputs A = g(Z), g the
-    activation named ``output``; returns (loss, dZ), dZ the gradient w.r.t. Z."""
-    n = A.shape[0]
+def mean_squared_error(A, T, output, weights=None):
+    """Mean over rows (weighted by ``weights`` (n,) if given) of
+    sum_j (A_ij - T_ij)**2 / 2 for outputs A = g(Z), g the activation named
+    ``output``; returns (loss, dZ), dZ the gradient w.r.t. Z."""
+    s = row_weights(A.shape[0], weights)
     R = A - T
-    return 0.5 * (R**2).sum() / n, R * DERIVATIVES[output](A) / n
+    return 0.5 * (s * R**2).sum(), s * R * DERIVATIVES[output](A)
 
 
 LOSSES = {
-    "softmax_cross_entropy": lambda out, T, output: softmax_cross_entropy(out, T),
-    "binary_cross_entropy": lambda out, T, output: binary_cross_entropy(out, T),
+    "softmax_cross_entropy": lambda out, T, output, w: softmax_cross_entropy(out, T, w),
+    "binary_cross_entropy": lambda out, T, output, w: binary_cross_entropy(out, T, w),
     "mse": mean_squared_error,
 }
 
@@ -133,15 +145,16 @@ def forward(params, sizes, activation, output, X):
     return A
 
 
-def loss_and_grad(params, sizes, activation, output, loss, X, T):
-    """Mean loss over the batch (X (n, sizes[0]), T (n, sizes[-1])) and its
-    gradient w.r.t. the flat parameter vector, by backpropagation.
+def loss_and_grad(params, sizes, activation, output, loss, X, T, weights=None):
+    """Mean loss over the batch (X (n, sizes[0]), T (n, sizes[-1])), weighted
+    by ``weights`` (n,) if given, and its gradient w.r.t. the flat parameter
+    vector, by backpropagation.
 
     ``output`` is the last layer's activation as the kernels see it:
     "identity" (logits) for the cross-entropy losses.
     """
     A = forward(params, sizes, activation, output, X)
-    value, dZ = LOSSES[loss](A[-1], T, output)
+    value, dZ = LOSSES[loss](A[-1], T, output, weights)
     grads = np.zeros_like(params)
     layers, grad_layers = unpack(params, sizes), unpack(grads, sizes)
     for l in range(len(layers) - 1, -1, -1):
@@ -153,11 +166,12 @@ def loss_and_grad(params, sizes, activation, output, loss, X, T):
 
 
 def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr,
-          rule="sgd", **hyper):
+          rule="sgd", weights=None, **hyper):
     """Minibatch training: for each epoch's sample order in ``orders``, batches
     of ``batch_size`` consecutive entries (the last may be short), one
     ``optimizer_update`` by ``rule`` each, with learning rate ``lr`` (a number,
-    or a list with one per epoch) and the other ``hyper`` parameters.
+    or a list with one per epoch) and the other ``hyper`` parameters; each
+    batch's loss is weighted by ``weights`` (n,) if given.
     Returns the final flat parameters and the list of batch losses."""
     losses, state, step = [], np.zeros((2, params.size)), 0
     for epoch, order in enumerate(orders):
@@ -165,7 +179,8 @@ def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr,
         for s in range(0, len(order), batch_size):
             batch = order[s:s + batch_size]
             value, grads = loss_and_grad(params, sizes, activation, output, loss,
-                                         X[batch], T[batch])
+                                         X[batch], T[batch],
+                                         None if weights is None else weights[batch])
             step += 1
             params, state = optimizer_update(params, state, grads, rule, epoch_lr,
                                              step=step, **hyper)

@@ -1,7 +1,9 @@
 """Losses fused with their gradient w.r.t. the network output.
 
-Every loss is ``scale`` times a sum over rows (pass ``scale = 1 / n_batch`` for
-the batch mean) and the sum over the outputs of one row. Each kernel writes the
+Every loss is a weighted sum over rows of the sum over the outputs of one row,
+row i weighing ``scale * weights[i]``, or ``scale`` when ``weights`` is None
+(pass ``scale = 1 / n_batch`` for the batch mean, ``1 / weights.sum()`` for the
+weighted mean). Each kernel writes the
 gradient of that loss w.r.t. its input into ``dZ`` and returns
 ``(loss, n_correct)``, where ``n_correct`` counts the rows predicted right, the
 accuracy a classifier reports for free. Targets ``T`` are always a float
@@ -17,12 +19,21 @@ SOFTMAX_CROSS_ENTROPY, BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR = range(3)
 
 
 @kernel
-def softmax_cross_entropy(dZ, Z, T, scale):
+def row_weight(scale, weights, i):
+    """The weight of row i: scale * weights[i], or scale when weights is None."""
+    if weights is None:
+        return scale
+    return scale * weights[i]
+
+
+@kernel
+def softmax_cross_entropy(dZ, Z, T, scale, weights=None):
     """Softmax cross-entropy of logits Z and its gradient w.r.t. Z.
 
-    loss = scale * sum_i sum_j T_ij (logsumexp(Z_i) - Z_ij)
-    dZ   = scale * (softmax(Z_i) * sum_j T_ij - T_i)
-    dZ, Z, T : (n, k). Log-sum-exp keeps every exp below 1 and takes no log(0).
+    loss = sum_i s_i sum_j T_ij (logsumexp(Z_i) - Z_ij)
+    dZ   = s_i (softmax(Z_i) * sum_j T_ij - T_i),  s_i = row_weight(scale, weights, i)
+    dZ, Z, T : (n, k); weights : (n,) or None. Log-sum-exp keeps every exp
+    below 1 and takes no log(0).
     A row is correct when argmax Z_i == argmax T_i.
     """
     n, k = Z.shape
@@ -48,75 +59,87 @@ def softmax_cross_entropy(dZ, Z, T, scale):
             total += e
         lse = zmax + np.log(total)
         tsum = 0.0
+        row = 0.0
         for j in range(k):
             tsum += T[i, j]
-            loss += T[i, j] * (lse - Z[i, j])
+            row += T[i, j] * (lse - Z[i, j])
+        s = row_weight(scale, weights, i)
+        loss += s * row
         for j in range(k):
-            dZ[i, j] = scale * (dZ[i, j] / total * tsum - T[i, j])
-    return scale * loss, correct
+            dZ[i, j] = s * (dZ[i, j] / total * tsum - T[i, j])
+    return loss, correct
 
 
 @kernel
-def binary_cross_entropy(dZ, Z, T, scale):
+def binary_cross_entropy(dZ, Z, T, scale, weights=None):
     """Cross-entropy of sigmoid(Z) against 0/1 targets T, and its gradient w.r.t. Z.
 
-    loss = scale * sum_ij softplus(Z_ij) - T_ij Z_ij   (= log(1 + exp(-y Z)) for y = 2T - 1)
-    dZ   = scale * (sigmoid(Z) - T)
-    dZ, Z, T : (n, k). softplus(z) = max(z, 0) + log1p(exp(-|z|)) never overflows.
+    loss = sum_i s_i sum_j softplus(Z_ij) - T_ij Z_ij   (= log(1 + exp(-y Z)) for y = 2T - 1)
+    dZ   = s_i (sigmoid(Z) - T),  s_i = row_weight(scale, weights, i)
+    dZ, Z, T : (n, k); weights : (n,) or None. softplus(z) = max(z, 0) +
+    log1p(exp(-|z|)) never overflows.
     A row is correct when (Z_ij > 0) == (T_ij > 0.5) for every j.
     """
     n, k = Z.shape
     loss = 0.0
     correct = 0
     for i in range(n):
+        s = row_weight(scale, weights, i)
+        row = 0.0
         row_ok = True
         for j in range(k):
             z = Z[i, j]
             t = T[i, j]
-            loss += max(z, 0.0) + np.log1p(np.exp(-abs(z))) - t * z
-            dZ[i, j] = scale * (sigmoid(z) - t)
+            row += max(z, 0.0) + np.log1p(np.exp(-abs(z))) - t * z
+            dZ[i, j] = s * (sigmoid(z) - t)
             row_ok = row_ok and ((z > 0) == (t > 0.5))
+        loss += s * row
         correct += row_ok
-    return scale * loss, correct
+    return loss, correct
 
 
 @kernel
-def mean_squared_error(dZ, A, T, code, scale):
+def mean_squared_error(dZ, A, T, code, scale, weights=None):
     """Half squared error of outputs A = g(Z) and its gradient w.r.t. Z.
 
-    loss = scale * sum_ij (A_ij - T_ij)**2 / 2
-    dZ   = scale * (A - T) * g'(Z), with g the activation ``code`` (from activations)
-    dZ, A, T : (n, k). A row is correct when argmax A_i == argmax T_i.
+    loss = sum_i s_i sum_j (A_ij - T_ij)**2 / 2
+    dZ   = s_i (A - T) * g'(Z), with g the activation ``code`` (from activations)
+    and s_i = row_weight(scale, weights, i).
+    dZ, A, T : (n, k); weights : (n,) or None. A row is correct when
+    argmax A_i == argmax T_i.
     """
     n, k = A.shape
     loss = 0.0
     correct = 0
     for i in range(n):
+        s = row_weight(scale, weights, i)
+        row = 0.0
         aarg = 0
         targ = 0
         for j in range(k):
             r = A[i, j] - T[i, j]
-            loss += r * r
-            dZ[i, j] = scale * r
+            row += r * r
+            dZ[i, j] = s * r
             if A[i, j] > A[i, aarg]:
                 aarg = j
             if T[i, j] > T[i, targ]:
                 targ = j
+        loss += s * row
         correct += aarg == targ
     activation_backward(dZ, dZ, A, code)
-    return 0.5 * scale * loss, correct
+    return 0.5 * loss, correct
 
 
 @inline_kernel
-def loss_forward_backward(dZ, out, T, loss, code, scale):
+def loss_forward_backward(dZ, out, T, loss, code, scale, weights=None):
     """Dispatch to the loss numbered ``loss``; ``out`` is Z for the
     cross-entropies and A = g(Z) (``code`` names g) for squared error.
     Inlined, so that a constant ``loss`` compiles that loss alone."""
     if loss == SOFTMAX_CROSS_ENTROPY:
-        return softmax_cross_entropy(dZ, out, T, scale)
+        return softmax_cross_entropy(dZ, out, T, scale, weights)
     if loss == BINARY_CROSS_ENTROPY:
-        return binary_cross_entropy(dZ, out, T, scale)
-    return mean_squared_error(dZ, out, T, code, scale)
+        return binary_cross_entropy(dZ, out, T, scale, weights)
+    return mean_squared_error(dZ, out, T, code, scale, weights)
 
 
 @kernel

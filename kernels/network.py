@@ -7,7 +7,7 @@ row-major, then b (sizes[l + 1],). Gradients use the same layout.
 Scratch memory is one flat ``work`` buffer for ``rows`` samples: the
 activations A_1..A_L, then the deltas dZ_1..dZ_L (gradients w.r.t. each
 layer's pre-activation), then, when the trainer gathers shuffled minibatches,
-room for a batch of inputs and of targets.
+room for a batch of inputs, of targets and of sample weights.
 """
 
 import functools
@@ -51,7 +51,7 @@ def work_size(sizes, rows, gather):
     for l in range(1, sizes.shape[0]):
         width += 2 * sizes[l]
     if gather:
-        width += sizes[0] + sizes[-1]
+        width += sizes[0] + sizes[-1] + 1
     return rows * width
 
 
@@ -93,9 +93,10 @@ def _copy_rows(out, A, order, start):
 
 
 @kernel
-def _gathered(work, sizes, rows, X, T, order, start, n):
-    """Rows order[start:start + n] of X and T, copied into the batch buffers at
-    the end of ``work``: returns Xb (n, sizes[0]) and Tb (n, sizes[-1])."""
+def _gathered(work, sizes, rows, X, T, weights, order, start, n):
+    """Rows order[start:start + n] of X, T and weights (None or (n_samples,)),
+    copied into the batch buffers at the end of ``work``: returns Xb (n, sizes[0]),
+    Tb (n, sizes[-1]) and their weights (n,) or None."""
     offset = 0
     for i in range(1, sizes.shape[0]):
         offset += 2 * rows * sizes[i]
@@ -103,7 +104,12 @@ def _gathered(work, sizes, rows, X, T, order, start, n):
     Tb = _block(work, offset + rows * sizes[0], n, sizes[-1])
     _copy_rows(Xb, X, order, start)
     _copy_rows(Tb, T, order, start)
-    return Xb, Tb
+    if weights is None:
+        return Xb, Tb, weights
+    wb = work[offset + rows * (sizes[0] + sizes[-1]):][:n]
+    for r in range(n):
+        wb[r] = weights[order[start + r]]
+    return Xb, Tb, wb
 
 
 @kernel
@@ -150,18 +156,20 @@ def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta):
 
 
 @inline_kernel
-def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale, alpha, beta):
+def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale, alpha, beta,
+             weights=None):
     """Loss of the batch (X, T) and its gradient w.r.t. every parameter.
 
     Writes grads = alpha * gradient + beta * grads (n_params,) as ``backward``
     does; returns (loss, n_correct) as the loss kernels do.
-    X : (n, sizes[0]), T : (n, sizes[-1]), n <= rows. ``scale`` weighs each
-    sample's loss (1 / n for the batch mean). Inlined into its callers, like
+    X : (n, sizes[0]), T : (n, sizes[-1]), n <= rows. Sample i's loss weighs
+    ``scale * weights[i]`` (weights (n,)), or ``scale`` when weights is None
+    (1 / n for the batch mean). Inlined into its callers, like
     the loss dispatch in it, so a constant ``loss`` compiles that loss alone.
     """
     out = forward(work, rows, params, sizes, hidden, output, X)
     D = _delta(work, sizes, rows, sizes.shape[0] - 1, X.shape[0])
-    value, correct = loss_forward_backward(D, out, T, loss, output, scale)
+    value, correct = loss_forward_backward(D, out, T, loss, output, scale, weights)
     backward(grads, work, rows, params, sizes, hidden, X, alpha, beta)
     return value, correct
 
@@ -179,7 +187,7 @@ def batch_trainer(loss, rule, parallel):
     loop = prange if parallel else range
 
     def train_batches(params, state, grads, work, stats, rows, sizes, hidden, output,
-                      X, T, order, gather, batch, first, stop, hyper, step):
+                      X, T, weights, order, gather, batch, first, stop, hyper, step):
         """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.
 
         Batch i holds the samples ``order[i * batch:(i + 1) * batch]`` (the last may
@@ -187,7 +195,9 @@ def batch_trainer(loss, rule, parallel):
         (at most ``rows``, the capacity ``work`` was sized for); shard t takes
         run t, copied into ``work[t]`` when ``gather`` (without it
         ``order`` must be 0..n-1 and shards are views of X), and writes its part of
-        the gradient of the batch-mean loss into ``grads[t]``. The shard gradients
+        the gradient of the batch's mean loss into ``grads[t]``: the mean weighted
+        by ``weights`` (n,) when given (sum_i w_i loss_i / sum_i w_i over the batch,
+        zero for a batch of zero weight). The shard gradients
         are summed in shard order and one ``optimizer_update`` (``hyper``,
         state) follows, in blocks of UPDATE_BLOCK parameters; batch i is update
         number ``step + i + 1``.
@@ -195,7 +205,8 @@ def batch_trainer(loss, rule, parallel):
         params (n_params,), state (2, n_params), grads (n_shards, n_params),
         work (n_shards, work_size), stats (n_shards, 2) float64 for each shard's
         loss and count of correct rows.
-        Returns (sum over samples of the loss, n_correct), taken before each update.
+        Returns (sum over samples of the loss, times its weight when weighted,
+        n_correct), taken before each update.
         """
         n = X.shape[0]
         n_shards = grads.shape[0]
@@ -206,6 +217,12 @@ def batch_trainer(loss, rule, parallel):
         for i in range(first, stop):
             s = i * batch
             m = min(s + batch, n) - s
+            mass = float(m)  # the batch's total weight
+            if weights is not None:
+                mass = 0.0
+                for r in range(s, s + m):
+                    mass += weights[order[r]]
+            scale = 1.0 / mass if mass > 0 else 0.0
             size = (m + n_shards - 1) // n_shards
             active = (m + size - 1) // size
             # Plain SGD on one shard writes its step straight into params,
@@ -215,23 +232,23 @@ def batch_trainer(loss, rule, parallel):
                 a = s + t * size
                 b = min(a + size, s + m)
                 if gather:
-                    Xb, Tb = _gathered(work[t], sizes, rows, X, T, order, a, b - a)
+                    Xb, Tb, wb = _gathered(work[t], sizes, rows, X, T, weights, order, a, b - a)
                 else:
-                    Xb = X[a:b]
-                    Tb = T[a:b]
+                    Xb, Tb = X[a:b], T[a:b]
+                    wb = weights if weights is None else weights[a:b]
                 if fused:
                     target, alpha, beta = params, step_scale, decay
                 else:
                     target, alpha, beta = grads[t], one, zero
                 stats[t, 0], stats[t, 1] = gradient(target, work[t], rows, params, sizes, hidden,
-                                                    output, loss, Xb, Tb, 1.0 / m, alpha, beta)
+                                                    output, loss, Xb, Tb, scale, alpha, beta, wb)
             if not fused:
                 for block in loop((params.shape[0] + UPDATE_BLOCK - 1) // UPDATE_BLOCK):
                     start = block * UPDATE_BLOCK
                     optimizer_update(params, state, grads[:active], rule, hyper, step + i + 1,
                                      start, min(start + UPDATE_BLOCK, params.shape[0]))
             for t in range(active):
-                total += stats[t, 0] * m
+                total += stats[t, 0] * mass
                 correct += int(stats[t, 1])
         return total, correct
 

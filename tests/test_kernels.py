@@ -172,6 +172,31 @@ def test_mean_squared_error(dtype, rng, n, k, output):
     assert correct == np.sum(A.argmax(axis=1) == T.argmax(axis=1))
 
 
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "binary_cross_entropy", "mse"])
+@pytest.mark.parametrize("n", [1, 9])
+def test_losses_weigh_rows(dtype, rng, loss, n):
+    """scale * weights[i] weighs row i, as reference's weighted mean does with
+    scale = 1 / weights.sum(); zero weights included."""
+    k = 3
+    out = random(rng, (n, k), dtype, 1.0)
+    T = one_hot(rng, n, k, dtype)
+    weights = rng.integers(0, 4, n).astype(dtype)
+    weights[0] = 2
+    dZ = np.empty_like(out)
+    scale = 1.0 / weights.sum(dtype=np.float64)
+    if loss == "mse":
+        value, _ = kernels.mean_squared_error(dZ, out, T, kernels.IDENTITY, scale, weights)
+        want = reference.mean_squared_error(out.astype(np.float64), T.astype(np.float64),
+                                            "identity", weights.astype(np.float64))
+    else:
+        value, _ = getattr(kernels, loss)(dZ, out, T, scale, weights)
+        want = getattr(reference, loss)(out.astype(np.float64), T.astype(np.float64),
+                                        weights.astype(np.float64))
+    assert_close(value, want[0], dtype)
+    assert_close(dZ, want[1], dtype)
+    assert np.all(dZ[weights == 0] == 0)
+
+
 RULES = {"sgd": kernels.SGD, "momentum": kernels.MOMENTUM, "nesterov": kernels.NESTEROV,
          "adam": kernels.ADAM}
 

@@ -191,3 +191,76 @@ def test_bad_optimizers_are_refused(rng):
             net.fit(X, y, optimizer=bad, verbose=0)
     with pytest.raises(ValueError, match="lr of epoch 2"):
         net.fit(X, y, epochs=2, lr=lambda epoch: 0.1 if epoch == 1 else float("nan"), verbose=0)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_sample_weights_train_like_reference(rng, shards, loss, shuffle):
+    """Batches of 7 weighted by sample_weight, zero weights included; the
+    epoch's loss is the weighted mean of the batch losses."""
+    n_out, n, seed = N_OUT[loss], 40, 5
+    X, y = problem(rng, loss, n, 5, n_out)
+    w = rng.integers(0, 4, n).astype(np.float64)
+    net = fastmlp.MLP((5, 8, n_out), "tanh", loss, dtype="float64", seed=4)
+    start = net.params.copy()
+    history = net.fit(X, y, epochs=2, batch_size=7, lr=0.1, seed=seed, shuffle=shuffle,
+                      sample_weight=w, verbose=0, shards=shards)
+    shuffles = np.random.default_rng(seed)
+    orders = [shuffles.permutation(n) if shuffle else np.arange(n) for _ in range(2)]
+    want, losses = reference.train(start, net.sizes, "tanh", kernel_output(net), loss, X,
+                                   targets(loss, y, n_out), orders, 7, 0.1, weights=w)
+    np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-9 * np.abs(want).max())
+    masses = [w[orders[0][s:s + 7]].sum() for s in range(0, n, 7)]
+    assert history["loss"][0] == pytest.approx(np.dot(losses[:6], masses) / w.sum(), rel=1e-9)
+
+
+def test_zero_weights_drop_rows_and_integer_weights_repeat_them(rng):
+    X, y = problem(rng, "softmax_cross_entropy", 12, 5, 4)
+    w = np.array([0, 1, 2, 3] * 3)
+    fits = {}
+    for name, (Xf, yf, wf) in {"weighted": (X, y, w),
+                               "repeated": (np.repeat(X, w, axis=0), np.repeat(y, w), None)}.items():
+        net = fastmlp.MLP((5, 6, 4), "relu", dtype="float64", seed=1)
+        history = net.fit(Xf, yf, epochs=4, batch_size=None, lr=0.2, sample_weight=wf, verbose=0)
+        fits[name] = net.params, history["loss"]
+    np.testing.assert_allclose(fits["weighted"][0], fits["repeated"][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fits["weighted"][1], fits["repeated"][1], rtol=1e-12)
+
+
+def test_bad_sample_weights_are_refused(rng):
+    X, y = problem(rng, "softmax_cross_entropy", 10, 5, 3)
+    net = fastmlp.MLP((5, 3), seed=0)
+    before = net.params.copy()
+    for bad, message in [(np.ones(9), "shape"), (np.ones((10, 1)), "shape"),
+                         (np.r_[np.nan, np.ones(9)], "NaN"), (np.r_[-1.0, np.ones(9)], "negative"),
+                         (np.zeros(10), "zero for every"), (np.array(["a"] * 10), "numbers")]:
+        with pytest.raises((ValueError, TypeError), match=message):
+            net.fit(X, y, sample_weight=bad, verbose=0)
+    np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("optimizer", [fastmlp.SGD(momentum=0.9), fastmlp.Adam()])
+def test_resume_continues_the_optimizer(rng, shards, optimizer):
+    """Two resumed one-epoch fits equal one fit of two epochs, bit for bit."""
+    X, y = problem(rng, "softmax_cross_entropy", 30, 5, 3)
+    runs = {}
+    for way in ["one call", "resumed", "restarted"]:
+        net = fastmlp.MLP((5, 6, 3), "relu", dtype="float64", seed=2)
+        if way == "one call":
+            net.fit(X, y, epochs=2, batch_size=8, lr=0.05, optimizer=optimizer, verbose=0,
+                    shards=shards)
+        else:
+            for _ in range(2):
+                net.fit(X, y, epochs=1, batch_size=8, lr=0.05, optimizer=optimizer, verbose=0,
+                        shards=shards, resume=way == "resumed")
+        runs[way] = net.params
+    np.testing.assert_array_equal(runs["resumed"], runs["one call"])
+    assert np.abs(runs["restarted"] - runs["one call"]).max() > 1e-6
+
+
+def test_resume_refuses_another_optimizer(rng):
+    X, y = problem(rng, "softmax_cross_entropy", 10, 5, 3)
+    net = fastmlp.MLP((5, 3), seed=0)
+    net.fit(X, y, epochs=1, optimizer="adam", verbose=0)
+    with pytest.raises(ValueError, match="resume needs the optimizer"):
+        net.fit(X, y, epochs=1, optimizer=fastmlp.SGD(momentum=0.9), resume=True, verbose=0)
