@@ -72,10 +72,12 @@ def _check_arrays(kind, arrays):
     for name, array in arrays.items():
         if not isinstance(name, str) or not name or name == METADATA:
             raise ValueError(f"{kind} array name {name!r} is empty, not a string or reserved")
-        if not isinstance(array, np.ndarray) or array.dtype.hasobject:
-            raise TypeError(f"{kind} array {name!r} must be an ndarray without Python objects "
-                            f"(they would need pickle), got {type(array).__name__}"
-                            f"{' of dtype object' if isinstance(array, np.ndarray) else ''}")
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{kind} array {name!r} must be an ndarray, got "
+                            f"{type(array).__name__}")
+        if array.dtype.hasobject:
+            raise TypeError(f"{kind} array {name!r} holds Python objects, which would need "
+                            "pickle; store numbers or strings")
 
 
 def save(obj, path):
@@ -95,7 +97,11 @@ def save(obj, path):
     _check_arrays(kind, arrays)
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
                 "fastmlp_version": __version__, "state": state}
-    text = json.dumps(metadata, allow_nan=False).encode("utf-8")
+    try:
+        text = json.dumps(metadata, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{kind} state must hold plain JSON values (str, int, finite float, "
+                        f"bool, None, lists, dicts): {err}") from err
     arrays = {METADATA: np.frombuffer(text, dtype=np.uint8), **arrays}
     _write_atomic(os.fspath(path), lambda f: _write_npz(f, arrays))
 

@@ -348,3 +348,11 @@ def test_arrays_that_cannot_be_saved_are_refused(tmp_path, registry, arrays, err
     with pytest.raises(error, match=problem):
         saving.save(Labelled(None, None), tmp_path / "obj.npz")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("state", [{"n": np.int64(1)}, {"tol": float("nan")}])
+def test_state_that_is_not_plain_json_is_refused(tmp_path, registry, state):
+    saving.register("Labelled", Labelled, save_state=lambda obj: (state, {}))
+    with pytest.raises(TypeError, match="Labelled state must hold plain JSON values"):
+        saving.save(Labelled(None, None), tmp_path / "obj.npz")
+    assert os.listdir(tmp_path) == []
