@@ -1,9 +1,12 @@
 """fastmlp: multilayer perceptrons trained on the CPU by Numba kernels."""
 
+from . import callbacks
 from .gradcheck import gradcheck
 from .model import MLP, History
 from .optimizers import SGD, Adam
+from .saving import load
 from .threads import get_num_threads, set_num_threads
 
-__all__ = ["MLP", "History", "SGD", "Adam", "gradcheck", "get_num_threads", "set_num_threads"]
+__all__ = ["MLP", "History", "SGD", "Adam", "callbacks", "gradcheck", "load",
+           "get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"

@@ -79,7 +79,7 @@ def main(argv=None):
               dtype=args.dtype, seed=args.seed)
     print(f"{args.data}: {len(y)} training and {len(y_test)} test samples; {net}")
     start = time.perf_counter()
-    net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, verbose=1)
+    net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, verbose=2)
     print(f"trained in {time.perf_counter() - start:.2f} s")
     print(f"test accuracy {net.evaluate(X_test, y_test)[1]:.4f}")
     return 0

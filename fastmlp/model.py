@@ -5,7 +5,9 @@ import time
 import numpy as np
 
 from . import kernels, threads
+from .callbacks import check_callbacks
 from .optimizers import SGD, check_optimizer
+from .progress import EpochProgress
 from ._validation import (check_choice, check_dtype, check_features, check_positive,
                           check_sample_weight, check_targets)
 
@@ -238,6 +240,12 @@ class MLP:
             return labels[:, 0] if labels.shape[1] == 1 else labels
         return out[:, 0] if out.shape[1] == 1 else out
 
+    def save(self, path):
+        """Write the model to ``path`` (one .npz, written atomically); read it
+        back with ``fastmlp.load``. See fastmlp.saving."""
+        from .saving import save  # saving imports this module
+        save(self, path)
+
     def _stepper(self, optimizer, batch, n_shards, gather, weights, state):
         """A function running minibatches first..stop-1 of an epoch, with its
         buffers; ``done`` counts the updates before this call, ``state`` is the
@@ -274,8 +282,8 @@ class MLP:
         return np.zeros((2, self.params.size), self.dtype), 0
 
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
-            seed=None, validation_data=None, verbose=1, n_threads=None, shards=False,
-            sample_weight=None, resume=False):
+            seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
+            n_threads=None, shards=False, sample_weight=None, resume=False):
         """Train by minibatch SGD; returns a History.
 
         X : (n, sizes[0]); y : targets as described for ``loss``.
@@ -290,7 +298,15 @@ class MLP:
             of ``rng = numpy.random.default_rng(seed)`` (the model's own
             generator when seed is None); otherwise in their given order.
         validation_data : (X_val, y_val) evaluated after each epoch.
-        verbose : 0 silent, 1 one line per epoch.
+        validation_split : or this share of the samples, the last ones as
+            given (before any shuffling, as Keras does), held out and
+            evaluated after each epoch.
+        callbacks : callables ``callback(model, epoch, logs)`` (or
+            fastmlp.callbacks.Callback objects, such as EarlyStopping and
+            ModelCheckpoint) called after each epoch with its metrics;
+            returning True stops training.
+        verbose : 0 silent, 1 a progress bar per epoch (with tqdm installed;
+            otherwise as 2), 2 one line per epoch.
         n_threads : threads to train with; None takes ``fastmlp.get_num_threads()``.
             Results depend on it only through floating-point reassociation.
         shards : split each minibatch into one shard per thread, each on its own
@@ -314,53 +330,88 @@ class MLP:
             check_positive("lr", lr)
         schedule = lr if callable(lr) else (lambda epoch: lr)
         optimizer = check_optimizer(optimizer)
+        weights = None if sample_weight is None else check_sample_weight(
+            sample_weight, X.shape[0], self.dtype)
+        validation, X, T, weights = self._validation(validation_data, validation_split,
+                                                     X, T, weights)
+        callbacks = check_callbacks(callbacks)
         n = X.shape[0]
         batch = n if batch_size is None else min(check_positive("batch_size", batch_size,
                                                                 integer=True), n)
         n_threads = threads.check_threads(n_threads)
-        weights = None if sample_weight is None else check_sample_weight(sample_weight, n,
-                                                                          self.dtype)
         state, updates = self._optimizer_state(optimizer, resume)
         n_shards = n_threads if shards and batch > 1 else 1
         if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
-        if validation_data is not None:
-            X_val, T_val, _ = self._data(*validation_data)
         rng = self._rng if seed is None else np.random.default_rng(seed)
         shuffle = shuffle and batch < n
         step = self._stepper(optimizer, batch, n_shards, shuffle, weights, state)
         n_batches = -(-n // batch)
+        mass = float(n if weights is None else weights.sum(dtype=np.float64))
         order = np.arange(n)
-        chunk = 1
+        progress = EpochProgress(verbose, epochs, n)
         history = History()
+        for callback in callbacks:
+            callback.on_train_begin(self)
         with threads.using(n_threads, 1 if n_shards > 1 else n_threads):
             for epoch in range(1, epochs + 1):
-                start = time.perf_counter()
-                epoch_lr = check_positive(f"lr of epoch {epoch}", schedule(epoch))
+                epoch_lr = self.dtype.type(check_positive(f"lr of epoch {epoch}",
+                                                          schedule(epoch)))
                 if shuffle:
                     order = rng.permutation(n)
-                total, correct, first = 0.0, 0, 0
-                while first < n_batches:
-                    stop = min(first + chunk, n_batches)
-                    t0 = time.perf_counter()
-                    value, c = step(X, T, order, first, stop, self.dtype.type(epoch_lr), updates)
+                progress.start(epoch)
+                total, correct = 0.0, 0
+                for stop, value, c in self._chunks(step, X, T, order, n_batches, epoch_lr,
+                                                   updates):
                     total += value
                     correct += c
-                    # Aim each compiled call at CHUNK_SECONDS of work.
-                    per_batch = (time.perf_counter() - t0) / (stop - first)
-                    chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
-                    first = stop
+                    done = min(stop * batch, n)
+                    progress.update(done, {"loss": total / done, "accuracy": correct / done}
+                                    if metric == "accuracy" else {"loss": total / done})
                 updates += n_batches
                 self._state = (optimizer, state, updates)
-                mass = float(n if weights is None else weights.sum(dtype=np.float64))
-                metrics = {"loss": total / mass,
-                           metric: self._metric(metric, total / mass, correct, T, weights)}
-                if validation_data is not None:
-                    metrics["val_loss"], metrics["val_" + metric] = self._evaluate(
-                        X_val, T_val, metric)
-                history.append(epoch, **metrics)
-                if verbose:
-                    shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                    print(f"epoch {epoch}/{epochs}  {shown}  "
-                          f"({time.perf_counter() - start:.2f} s)", flush=True)
+                logs = {"loss": total / mass,
+                        metric: self._metric(metric, total / mass, correct, T, weights)}
+                if validation is not None:
+                    logs["val_loss"], logs["val_" + metric] = self._evaluate(*validation, metric)
+                history.append(epoch, **logs)
+                progress.end(logs)
+                if any([callback(self, epoch, logs) for callback in callbacks]):
+                    break
+        for callback in callbacks:
+            callback.on_train_end(self)
         return history
+
+    @staticmethod
+    def _chunks(step, X, T, order, n_batches, lr, updates):
+        """Run an epoch's batches in compiled calls of about CHUNK_SECONDS each;
+        yields (batches done, loss sum, n_correct) of each call."""
+        first, chunk = 0, 1
+        while first < n_batches:
+            stop = min(first + chunk, n_batches)
+            start = time.perf_counter()
+            value, correct = step(X, T, order, first, stop, lr, updates)
+            per_batch = (time.perf_counter() - start) / (stop - first)
+            chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
+            first = stop
+            yield stop, value, correct
+
+    def _validation(self, validation_data, validation_split, X, T, weights):
+        """((X_val, T_val) or None, and the training X, T, weights): the
+        validation data given, or the last ``validation_split`` of X, T."""
+        check_positive("validation_split", validation_split, allow_zero=True)
+        if validation_split == 0:
+            if validation_data is None:
+                return None, X, T, weights
+            return self._data(*validation_data)[:2], X, T, weights
+        if validation_data is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+        n_train = X.shape[0] - int(round(validation_split * X.shape[0]))
+        if not 0 < n_train < X.shape[0]:
+            raise ValueError(f"validation_split {validation_split} of {X.shape[0]} samples "
+                             "leaves no training or no validation sample")
+        if weights is not None:
+            weights = weights[:n_train]
+            if not np.any(weights > 0):
+                raise ValueError("sample_weight is zero for every training sample")
+        return (X[n_train:], T[n_train:]), X[:n_train], T[:n_train], weights
