@@ -1,10 +1,12 @@
 """The multilayer perceptron: its parameters, and fit / predict / evaluate."""
 
 import time
+import warnings
 
 import numpy as np
 
 from . import kernels, threads
+from ._interrupt import DeferredInterrupt
 from .callbacks import check_callbacks
 from .optimizers import SGD, check_optimizer
 from .progress import EpochProgress
@@ -283,7 +285,8 @@ class MLP:
 
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
             seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
-            n_threads=None, shards=False, sample_weight=None, resume=False):
+            n_threads=None, shards=False, sample_weight=None, resume=False,
+            on_divergence="raise"):
         """Train by minibatch SGD; returns a History.
 
         X : (n, sizes[0]); y : targets as described for ``loss``.
@@ -320,6 +323,15 @@ class MLP:
         resume : continue from the previous ``fit``: the optimizer's state
             (momentum, Adam's moments) and its update count carry over, as
             when one call had run all the epochs. The optimizer must be the same.
+        on_divergence : "raise" (FloatingPointError) or "warn" (RuntimeWarning,
+            and return) when the loss or the parameters stop being finite;
+            either way the model keeps the parameters it had before the
+            compiled chunk of batches (about 0.2 s of training) where that happened.
+
+        Ctrl-C stops training after the chunk of batches running (within about
+        0.2 s) with a RuntimeWarning: fit returns the History of the completed
+        epochs, and the model keeps every update made, its optimizer state
+        ready for ``resume``. A second Ctrl-C interrupts at once.
 
         The training metrics of an epoch are averages over its batches, each
         taken before that batch's update.
@@ -335,6 +347,7 @@ class MLP:
         validation, X, T, weights = self._validation(validation_data, validation_split,
                                                      X, T, weights)
         callbacks = check_callbacks(callbacks)
+        check_choice("on_divergence", on_divergence, ("raise", "warn"))
         n = X.shape[0]
         batch = n if batch_size is None else min(check_positive("batch_size", batch_size,
                                                                 integer=True), n)
@@ -351,9 +364,11 @@ class MLP:
         order = np.arange(n)
         progress = EpochProgress(verbose, epochs, n)
         history = History()
+        last_finite = np.empty_like(self.params)
         for callback in callbacks:
             callback.on_train_begin(self)
-        with threads.using(n_threads, 1 if n_shards > 1 else n_threads):
+        with threads.using(n_threads, 1 if n_shards > 1 else n_threads), \
+                DeferredInterrupt() as interrupt:
             for epoch in range(1, epochs + 1):
                 epoch_lr = self.dtype.type(check_positive(f"lr of epoch {epoch}",
                                                           schedule(epoch)))
@@ -362,14 +377,24 @@ class MLP:
                 progress.start(epoch)
                 total, correct = 0.0, 0
                 for stop, value, c in self._chunks(step, X, T, order, n_batches, epoch_lr,
-                                                   updates):
+                                                   updates, last_finite):
+                    if not (np.isfinite(value) and np.isfinite(self.params).all()):
+                        progress.end({})
+                        return self._diverged(history, last_finite, epoch, epoch_lr,
+                                              on_divergence)
                     total += value
                     correct += c
                     done = min(stop * batch, n)
                     progress.update(done, {"loss": total / done, "accuracy": correct / done}
                                     if metric == "accuracy" else {"loss": total / done})
+                    self._state = (optimizer, state, updates + stop)
+                    if interrupt.requested:
+                        progress.end({})
+                        warnings.warn(f"training interrupted in epoch {epoch}, after {stop} of "
+                                      f"{n_batches} batches: the model keeps every update "
+                                      "made", RuntimeWarning, stacklevel=2)
+                        return history
                 updates += n_batches
-                self._state = (optimizer, state, updates)
                 logs = {"loss": total / mass,
                         metric: self._metric(metric, total / mass, correct, T, weights)}
                 if validation is not None:
@@ -382,19 +407,33 @@ class MLP:
             callback.on_train_end(self)
         return history
 
-    @staticmethod
-    def _chunks(step, X, T, order, n_batches, lr, updates):
-        """Run an epoch's batches in compiled calls of about CHUNK_SECONDS each;
-        yields (batches done, loss sum, n_correct) of each call."""
+    def _chunks(self, step, X, T, order, n_batches, lr, updates, last_finite):
+        """Run an epoch's batches in compiled calls of about CHUNK_SECONDS each,
+        copying the parameters into ``last_finite`` before each; yields
+        (batches done, loss sum, n_correct) of each call."""
         first, chunk = 0, 1
         while first < n_batches:
             stop = min(first + chunk, n_batches)
+            np.copyto(last_finite, self.params)
             start = time.perf_counter()
             value, correct = step(X, T, order, first, stop, lr, updates)
             per_batch = (time.perf_counter() - start) / (stop - first)
             chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
             first = stop
             yield stop, value, correct
+
+    def _diverged(self, history, last_finite, epoch, lr, on_divergence):
+        """Restore the last finite parameters, forget the optimizer state, and
+        raise or warn; returns the history for "warn"."""
+        np.copyto(self.params, last_finite)
+        self._state = None
+        message = (f"training diverged in epoch {epoch}: the loss or the parameters became "
+                   f"NaN or infinite at learning rate {lr:g}; try a smaller learning rate. "
+                   "The model keeps its last finite parameters.")
+        if on_divergence == "raise":
+            raise FloatingPointError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return history
 
     def _validation(self, validation_data, validation_split, X, T, weights):
         """((X_val, T_val) or None, and the training X, T, weights): the

@@ -1,0 +1,110 @@
+"""Faults during training: divergence and Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastmlp
+
+
+def diverging_problem():
+    """A regression that plain SGD at lr 1 drives to inf within an epoch."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    return X, X.sum(axis=1)
+
+
+def snapshot_each_chunk(net, monkeypatch):
+    """Record the parameters after every compiled chunk of fit."""
+    seen = []
+    chunks = fastmlp.MLP._chunks
+
+    def recording(self, *args):
+        for item in chunks(self, *args):
+            seen.append(self.params.copy())
+            yield item
+    monkeypatch.setattr(fastmlp.MLP, "_chunks", recording)
+    return seen
+
+
+def test_divergence_raises_and_keeps_the_last_finite_parameters(monkeypatch):
+    X, y = diverging_problem()
+    net = fastmlp.MLP((5, 16, 1), "relu", loss="mse", seed=0)
+    seen = snapshot_each_chunk(net, monkeypatch)
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1.*smaller learning rate"):
+        net.fit(X, y, epochs=50, lr=1.0, verbose=0)
+    assert len(seen) >= 2 and not np.isfinite(seen[-1]).all()
+    np.testing.assert_array_equal(net.params, seen[-2])  # before the chunk that diverged
+    assert np.isfinite(net.predict(X)).all()
+
+
+def test_divergence_can_warn_instead(recwarn):
+    X, y = diverging_problem()
+    net = fastmlp.MLP((5, 16, 1), "relu", loss="mse", seed=0)
+    history = net.fit(X, y, epochs=50, lr=1.0, verbose=0, on_divergence="warn")
+    assert [str(w.message)[:33] for w in recwarn] == ["training diverged in epoch 1: the"]
+    assert history.epoch == [] and np.isfinite(net.params).all()
+
+
+def test_on_divergence_is_checked():
+    X, y = diverging_problem()
+    with pytest.raises(ValueError, match="on_divergence"):
+        fastmlp.MLP((5, 1), loss="mse").fit(X, y, on_divergence="ignore", verbose=0)
+
+
+# Trains a large net for many epochs, says when the first epoch is done, and
+# after fit returns reports what the model looks like.
+CTRL_C_SCRIPT = """
+import json, sys, time, warnings
+import numpy as np
+import fastmlp
+rng = np.random.default_rng(0)
+X = rng.random((20000, 784), dtype=np.float32)
+y = rng.integers(0, 10, 20000)
+net = fastmlp.MLP((784, 256, 128, 10), "relu", seed=0)
+net.fit(X[:256], y[:256], epochs=1, batch_size=128, verbose=0, optimizer="adam")  # compile
+
+def started(model, epoch, logs):
+    print("epoch done", flush=True)
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    history = net.fit(X, y, epochs=1000, batch_size=128, verbose=0, optimizer="adam",
+                      callbacks=[started])
+stopped = time.time()
+optimizer, state, updates = net._state
+before = net.params.copy()
+net.fit(X[:1000], y[:1000], epochs=1, batch_size=128, verbose=0, optimizer="adam", resume=True)
+print(json.dumps({"stopped": stopped, "epochs": len(history.epoch),
+                  "warnings": [str(w.message) for w in caught],
+                  "finite": bool(np.isfinite(before).all()), "updates": updates,
+                  "after_resume": net._state[2],
+                  "predicts": int(net.predict(X[:5]).shape[0])}))
+"""
+
+
+def test_ctrl_c_stops_training_within_a_second_and_keeps_the_model():
+    process = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, NUMBA_NUM_THREADS="2"))
+    assert process.stdout.readline() == "epoch done\n"
+    time.sleep(0.3)  # into the second epoch
+    process.send_signal(signal.SIGINT)
+    sent = time.time()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    report = json.loads(out.splitlines()[-1])
+    assert report["stopped"] - sent < 1.0
+    assert 1 <= report["epochs"] < 1000
+    assert len(report["warnings"]) == 1 and "training interrupted in epoch" in report["warnings"][0]
+    assert report["finite"] and report["predicts"] == 5
+    # Updates of the completed epochs (157 batches each) and of the part of the
+    # interrupted one, counted for resume: 8 more batches after resuming.
+    assert report["updates"] > report["epochs"] * 157
+    assert report["after_resume"] == report["updates"] + 8
