@@ -117,7 +117,7 @@ def mean_squared_error(dZ, A, T, code, scale, weights=None):
         aarg = 0
         targ = 0
         for j in range(k):
-            r = A[i, j] - T[i, j]
+            r = np.float64(A[i, j]) - T[i, j]  # float32 would overflow in r * r
             row += r * r
             dZ[i, j] = s * r
             if A[i, j] > A[i, aarg]:

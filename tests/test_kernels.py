@@ -157,6 +157,16 @@ def test_cross_entropies_are_finite_for_huge_logits(dtype, name, z):
     assert_close(dZ, want_dZ, dtype)
 
 
+def test_mean_squared_error_is_finite_for_huge_outputs(dtype):
+    """(1e30)**2 overflows float32: the kernel squares in float64."""
+    A = np.array([[1e30, -1e30]], dtype)
+    T = np.zeros_like(A)
+    dZ = np.empty_like(A)
+    loss, _ = kernels.mean_squared_error(dZ, A, T, kernels.IDENTITY, 1.0)
+    assert loss == pytest.approx(1e60, rel=1e-6)
+    np.testing.assert_array_equal(dZ, A)
+
+
 @pytest.mark.parametrize("n", ROWS)
 @pytest.mark.parametrize("k", WIDTHS)
 @pytest.mark.parametrize("output", ACTIVATIONS)
