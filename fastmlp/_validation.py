@@ -34,7 +34,10 @@ def check_positive(name, value, integer=False, allow_zero=False):
 
 
 def _numeric(name, a):
-    a = np.asarray(a)
+    try:
+        a = np.asarray(a)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"{name} is not a rectangular array: {error}") from None
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
     return a
@@ -58,9 +61,16 @@ def check_features(X, n_features, dtype):
     if X.shape[1] != n_features:
         raise ValueError(f"X has {X.shape[1]} features, the model expects {n_features}")
     _check_finite("X", X)
-    X = np.ascontiguousarray(X, dtype=dtype)
-    _check_finite(f"X converted to {np.dtype(dtype).name}", X)
-    return X
+    return _converted("X", X, dtype)
+
+
+def _converted(name, a, dtype):
+    """a as a C-contiguous array of ``dtype`` (no copy when it is one), refusing
+    finite values that overflow it."""
+    with np.errstate(over="ignore"):
+        a = np.ascontiguousarray(a, dtype=dtype)
+    _check_finite(f"{name} converted to {np.dtype(dtype).name}", a)
+    return a
 
 
 def _one_hot(labels, k, dtype):
@@ -72,12 +82,11 @@ def _one_hot(labels, k, dtype):
 def _check_labels(y, k):
     if y.dtype.kind == "f" and np.any(y != np.round(y)):
         raise ValueError("class labels must be whole numbers")
-    y = y.astype(np.int64)
     bad = (y < 0) | (y >= k)
     if bad.any():
         raise ValueError(f"label {y[bad][0]} out of range: labels must be 0..{k - 1} "
                          f"for {k} outputs")
-    return y
+    return y.astype(np.int64)
 
 
 def check_targets(y, n, k, loss, dtype):
@@ -94,7 +103,7 @@ def check_targets(y, n, k, loss, dtype):
             return _one_hot(_check_labels(y, k), k, dtype), "accuracy"
         if np.any(y < 0):
             raise ValueError("one-hot targets must be non-negative")
-        return np.ascontiguousarray(y, dtype=dtype), "accuracy"
+        return _converted("y", y, dtype), "accuracy"
     if loss == kernels.BINARY_CROSS_ENTROPY:
         if y.ndim == 1 and k != 1:
             raise ValueError(f"y must have shape ({n}, {k}) for {k} binary outputs")
@@ -107,7 +116,7 @@ def check_targets(y, n, k, loss, dtype):
             raise ValueError(f"y of shape ({n},) for {k} outputs must hold integer labels; "
                              f"give regression targets as ({n}, {k})")
         return _one_hot(_check_labels(y, k), k, dtype), "accuracy"
-    return np.ascontiguousarray(y.reshape(n, k), dtype=dtype), "r2"
+    return _converted("y", y.reshape(n, k), dtype), "r2"
 
 
 def check_sample_weight(sample_weight, n, dtype):
@@ -119,6 +128,7 @@ def check_sample_weight(sample_weight, n, dtype):
     _check_finite("sample_weight", w)
     if np.any(w < 0):
         raise ValueError(f"sample_weight must be non-negative, got {w[w < 0][0]}")
+    w = _converted("sample_weight", w, dtype)
     if not np.any(w > 0):
-        raise ValueError("sample_weight is zero for every sample")
-    return np.ascontiguousarray(w, dtype=dtype)
+        raise ValueError(f"sample_weight is zero for every sample in {w.dtype}")
+    return w
