@@ -1,88 +1,427 @@
-"""Command line: ``python -m fastmlp train`` (also the ``fastmlp`` script)."""
+"""Command line: ``fastmlp train``, ``fastmlp evaluate`` and ``fastmlp predict``
+(the same as ``python -m fastmlp ...``)."""
 
 import argparse
+import csv
+import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from . import MLP
-from .datasets import load_digits, load_fashion_mnist
+from . import MLP, __version__, load, plots
+from .callbacks import EarlyStopping
+from .datasets import (_np_load, _pair, load_digits, load_fashion_mnist, load_idx, load_mnist,
+                       load_mnist_pkl, load_npy, load_npz, scale)
 from .model import ACTIVATIONS, DTYPES
+from .optimizers import SGD, Adam
+from .threads import check_threads, get_num_threads
+
+# Loaders by name, each taking ``download``.
+DATA_SETS = {"digits": lambda download: load_digits(), "fashion-mnist": load_fashion_mnist,
+             "mnist": load_mnist}
+DEFAULT_DATA = "digits"  # shipped in the package: works offline
+# The losses that take integer class labels.
+LOSSES = ["softmax_cross_entropy", "mse"]
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
+
+FILES = """\
+data files (--train-file, --test-file):
+  DATA.npz        Keras' mnist.npz layout: arrays x_train, y_train, x_test, y_test;
+                  training uses the first two, testing the last two
+  mnist.pkl[.gz]  the classic pickle of (training, validation, test) pairs, read
+                  without running code; as DATA.npz, the validation pair unused
+  IMAGES LABELS   two .npy files, or two MNIST-style IDX files (gzipped or not):
+                  one set, images (n, ...) and their integer labels (n,)
+Integer inputs are pixels 0..255, divided by 255; float inputs are used as they are."""
 
 
-def _load(name):
-    """Train and test sets of the named data set, X float32 in [0, 1]."""
-    if name == "digits":
-        return load_digits()
-    (X, y), (X_test, y_test) = load_fashion_mnist()
-    return (X / np.float32(255), y), (X_test / np.float32(255), y_test)
+def _number(kind, low, high=math.inf, low_allowed=False, name=None):
+    """An argparse type: a ``kind`` (int or float) above ``low`` (or equal to it
+    with ``low_allowed``) and below ``high``; ``name`` describes the range."""
+    name = name or f"positive {kind.__name__}"
 
-
-def _positive(kind):
-    """An argparse type: a finite number of ``kind`` (int or float) above zero."""
     def convert(text):
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not 0 < value < math.inf:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        if value is None or not (low <= value if low_allowed else low < value) or not value < high:
+            raise argparse.ArgumentTypeError(f"expected a {name}, got {text!r}")
         return value
     return convert
 
 
+_positive_int = _number(int, 0)
+_fraction = _number(float, 0, 1, low_allowed=True, name="number from 0 up to (not including) 1")
+
+
 def _batch_size(text):
     """An argparse type: a positive integer, or "full" (None) for full-batch descent."""
-    return None if text == "full" else _positive(int)(text)
+    return None if text == "full" else _positive_int(text)
+
+
+def _threads(text):
+    """An argparse type: a thread count from 1 to NUMBA_NUM_THREADS."""
+    try:
+        return check_threads(_positive_int(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _output(*suffixes):
+    """An argparse type: a file to write, ending in one of ``suffixes`` (any
+    name when none), in a folder that exists."""
+    def convert(text):
+        if suffixes and not text.lower().endswith(suffixes):
+            raise argparse.ArgumentTypeError(f"expected a file name ending in "
+                                             f"{' or '.join(suffixes)}, got {text!r}")
+        folder = Path(text).parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"the folder {str(folder)!r} of {text!r} does not "
+                                             "exist")
+        return text
+    return convert
+
+
+def _add_data(parser, role, alternatives=()):
+    """--data and --download for a command whose data is ``role``, with
+    ``alternatives`` (option, help, nargs) to --data."""
+    group = parser.add_mutually_exclusive_group()
+    # No default here: argparse sees an explicit "--data digits" beside --train-file
+    # only when the value is not the default object; _data_name supplies it.
+    group.add_argument("--data", choices=list(DATA_SETS),
+                       help=f"data set {role}: digits, shipped in the package; fashion-mnist "
+                            "or mnist, the IDX files in $FASTMLP_DATA/NAME, "
+                            "~/.cache/fastmlp/NAME or /usr/share/datasets/NAME "
+                            "(default: digits)")
+    for option, text, nargs in alternatives:
+        group.add_argument(option, nargs=nargs, metavar="FILE" if nargs else "PATH", help=text)
+    parser.add_argument("--download", action="store_true",
+                        help="with --data fashion-mnist or mnist: download the files from the "
+                             "official mirrors (checksums checked) into $FASTMLP_DATA or "
+                             "~/.cache/fastmlp when they are not found (default: off)")
+
+
+def _add_model(parser, role):
+    parser.add_argument("--model", default="model.npz", metavar="PATH",
+                        help=f"the model file written by 'fastmlp train' {role} "
+                             "(default: model.npz)")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="fastmlp", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train an MLP and report its test accuracy",
-                                description="Train an MLP by minibatch SGD, print a line "
-                                            "per epoch and the final test accuracy.")
-    train.add_argument("--data", choices=["digits", "fashion-mnist"], default="digits",
-                       help="data set: the digits shipped in the package (default) or "
-                            "Fashion-MNIST from $FASTMLP_DATA, ~/.cache/fastmlp or "
-                            "/usr/share/datasets")
-    train.add_argument("--hidden", type=_positive(int), nargs="*", default=[64],
+    parser = argparse.ArgumentParser(
+        prog="fastmlp", description="Train multilayer perceptrons on the CPU, evaluate them "
+                                    "and predict with them. 'fastmlp COMMAND --help' "
+                                    "describes each command.")
+    parser.add_argument("--version", action="version", version=f"fastmlp {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    formatter = argparse.RawDescriptionHelpFormatter
+
+    train = commands.add_parser(
+        "train", help="train an MLP, save it and report its test accuracy", epilog=FILES,
+        formatter_class=formatter,
+        description="Train an MLP by minibatch gradient descent, print a line per epoch\n"
+                    "and the final test accuracy; save the model, and on request the\n"
+                    "history and the learning curves.")
+    train.set_defaults(run=_train, parser=train)
+    _add_data(train, "to train and test on", [
+        ("--train-file", "training data from files, see below, instead of --data "
+                         "(default: none)", "+")])
+    train.add_argument("--test-file", nargs="+", metavar="FILE",
+                       help="test data from files, see below (default: the test set of "
+                            "--data, or of --train-file DATA.npz or .pkl; none after "
+                            "--train-file IMAGES LABELS)")
+    train.add_argument("--hidden", type=_positive_int, nargs="*", default=[64],
                        metavar="WIDTH", help="hidden layer widths, none for a linear "
-                                             "softmax classifier (default: 64)")
+                                             "classifier (default: 64)")
     train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
                        help="activation of the hidden layers (default: relu)")
-    train.add_argument("--epochs", type=_positive(int), default=20,
+    train.add_argument("--loss", choices=LOSSES, default=LOSSES[0],
+                       help="loss: softmax_cross_entropy (softmax outputs), or mse (half the "
+                            "squared error to one-hot targets, identity outputs) "
+                            f"(default: {LOSSES[0]})")
+    train.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
+                       help="sgd (with --momentum) or adam (default: sgd)")
+    train.add_argument("--momentum", type=_fraction,
+                       help="momentum of sgd, from 0 up to 1 (default: 0)")
+    train.add_argument("--lr", type=_number(float, 0),
+                       help="learning rate (default: 0.1 for sgd, 0.001 for adam)")
+    train.add_argument("--epochs", type=_positive_int, default=20,
                        help="passes over the training set (default: 20)")
     train.add_argument("--batch-size", type=_batch_size, default=32,
-                       help="samples per SGD step, or 'full' for full-batch gradient "
+                       help="samples per step, or 'full' for full-batch gradient "
                             "descent (default: 32)")
-    train.add_argument("--lr", type=_positive(float), default=0.1,
-                       help="learning rate (default: 0.1)")
+    train.add_argument("--validation-split", type=_fraction, default=0.0, metavar="FRACTION",
+                       help="share of the training set, its last samples, held out and "
+                            "evaluated after each epoch (default: 0, none)")
+    train.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE",
+                       help="stop when the validation loss has not improved for PATIENCE "
+                            "epochs and keep the best epoch's weights; needs "
+                            "--validation-split (default: off)")
     train.add_argument("--seed", type=int, default=0,
                        help="seed of the initial weights and the shuffling (default: 0)")
+    train.add_argument("--threads", type=_threads, default=get_num_threads(), metavar="N",
+                       help=f"threads to train with (default: {get_num_threads()}, "
+                            "NUMBA_NUM_THREADS)")
     train.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
                        help="floating-point type of parameters and data (default: float32)")
+    train.add_argument("--model", type=_output(), default="model.npz", metavar="PATH",
+                       help="where to save the trained model, read by 'fastmlp evaluate' and "
+                            "'fastmlp predict' (default: model.npz)")
+    train.add_argument("--history", type=_output(".csv", ".json"), metavar="PATH",
+                       help="where to write the metrics of each epoch: a .csv table or a "
+                            ".json object of columns epoch, loss, accuracy, and val_loss, "
+                            "val_accuracy with --validation-split (default: not written)")
+    train.add_argument("--plot", type=_output(), metavar="PATH",
+                       help="where to draw the learning curves as a PNG; needs matplotlib "
+                            "(default: not drawn)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="report a saved model's loss, accuracy and confusion matrix",
+        epilog=FILES, formatter_class=formatter,
+        description="Evaluate a saved model on a test set: print its loss and accuracy,\n"
+                    "the precision, recall and F1 score of each class, and the confusion\n"
+                    "matrix.")
+    evaluate.set_defaults(run=_evaluate, parser=evaluate)
+    _add_model(evaluate, "to evaluate")
+    _add_data(evaluate, "whose test set is evaluated",
+              [("--test-file", "test data from files, see below, instead of --data "
+                               "(default: none)", "+")])
+    evaluate.add_argument("--confusion-png", type=_output(), metavar="PATH",
+                          help="where to draw the confusion matrix as a PNG; needs "
+                               "matplotlib (default: not drawn)")
+
+    predict = commands.add_parser(
+        "predict", help="predict with a saved model",
+        description="Predict with a saved model: class labels (the outputs, for an mse "
+                    "model), or with --proba the probabilities of each class. Printed one "
+                    "sample a line, values separated by commas, or written to --output.")
+    predict.set_defaults(run=_predict, parser=predict)
+    _add_model(predict, "to predict with")
+    _add_data(predict, "whose test inputs are predicted", [
+        ("--input", "a .npy of inputs (n, n_features) or images (n, height, width); "
+                    "integers are pixels 0..255, divided by 255 (default: the test set of "
+                    "--data)", None)])
+    predict.add_argument("--proba", action="store_true",
+                         help="the probability of each class (the outputs, for an mse "
+                              "model) instead of labels (default: off)")
+    predict.add_argument("--output", type=_output(".npy", ".csv"), metavar="PATH",
+                         help="write the predictions to a .npy or a .csv file instead of "
+                              "printing them (default: printed)")
     return parser
 
 
-def main(argv=None):
-    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit code."""
-    args = build_parser().parse_args(argv)
+def _check(args):
+    """Problems argparse cannot see alone, reported as usage errors."""
+    error = args.parser.error
+    for option in ("train_file", "test_file"):
+        paths = getattr(args, option, None)
+        if paths is None:
+            continue
+        name = "--" + option.replace("_", "-")
+        if len(paths) > 2:
+            error(f"{name} takes one .npz or .pkl[.gz] file or two files IMAGES LABELS, got "
+                  f"{len(paths)}")
+        if len(paths) == 1 and not paths[0].lower().endswith((".npz", ".pkl", ".pkl.gz")):
+            error(f"{name}: one file must be a .npz or a .pkl[.gz], got {paths[0]!r}; give "
+                  "images and labels as two files IMAGES LABELS")
+    if args.command == "train":
+        if args.momentum is not None and args.optimizer != "sgd":
+            error(f"--momentum applies to --optimizer sgd, not {args.optimizer}")
+        if args.early_stopping is not None and args.validation_split == 0:
+            error("--early-stopping needs a validation set: give --validation-split")
+
+
+def _inputs(X):
+    """Integer inputs (pixels 0..255) scaled to [0, 1]; float inputs as they are."""
+    return scale(X) if X.dtype.kind in "iu" else X
+
+
+def _data_name(args):
+    return args.data or DEFAULT_DATA
+
+
+def _data_set(args):
+    """(X, y) of the training and of the test set of --data."""
     try:
-        (X, y), (X_test, y_test) = _load(args.data)
+        return DATA_SETS[_data_name(args)](download=args.download)
     except FileNotFoundError as error:
-        print(f"fastmlp: {error}", file=sys.stderr)
-        return 1
-    net = MLP((X.shape[1], *args.hidden, 10), activation=args.activation,
-              dtype=args.dtype, seed=args.seed)
-    print(f"{args.data}: {len(y)} training and {len(y_test)} test samples; {net}")
+        if args.download:
+            raise
+        raise FileNotFoundError(f"{error} (the option --download)") from None
+
+
+def _read_files(paths):
+    """The sets in the files of --train-file or --test-file: (train, test) from
+    a .npz or .pkl, (the set, None) from a pair IMAGES LABELS."""
+    if len(paths) == 1:
+        (path,) = paths
+        if path.lower().endswith(".npz"):
+            return load_npz(path)
+        train, _, test = load_mnist_pkl(path)
+        return train, test
+    images, labels = paths
+    if images.lower().endswith(".npy") and labels.lower().endswith(".npy"):
+        return load_npy(images, labels), None
+    return _pair(load_idx(images), load_idx(labels), f"{images} and {labels}"), None
+
+
+def _test_set(args):
+    """(X, y) of the test set: of --test-file, else of --data (or of
+    --train-file with train); None when there is none."""
+    if args.test_file:
+        first, test = _read_files(args.test_file)
+        return first if test is None else test
+    if getattr(args, "train_file", None):
+        return _read_files(args.train_file)[1]
+    return _data_set(args)[1]
+
+
+def _source(args):
+    """What the data comes from, for the first line printed."""
+    files = getattr(args, "train_file", None) or getattr(args, "test_file", None)
+    return " ".join(files) if files else _data_name(args)
+
+
+def _need_matplotlib(option):
+    """Fail before any work when ``option`` will need matplotlib and it is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError(f'{option} needs matplotlib: pip install "fastmlp[plot]"') from None
+
+
+def _write_history(history, path):
+    """The epochs and metrics of ``history`` as a .csv table or a .json object of columns."""
+    columns = {"epoch": history.epoch, **history.history}
+    with open(path, "w", newline="") as f:
+        if path.lower().endswith(".json"):
+            json.dump(columns, f, indent=1)
+        else:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            writer.writerows(zip(*columns.values()))
+
+
+def _train(args):
+    if args.plot:
+        _need_matplotlib("--plot")
+    (X, y), _ = _read_files(args.train_file) if args.train_file else _data_set(args)
+    test = _test_set(args)
+    X = _inputs(X)
+    labels = [y] if test is None else [y, test[1]]
+    n_classes = max(int(labels_.max()) for labels_ in labels) + 1
+    net = MLP((X.shape[1], *args.hidden, n_classes), activation=args.activation,
+              loss=args.loss, dtype=args.dtype, seed=args.seed)
+    tested = "no" if test is None else len(test[1])
+    print(f"{_source(args)}: {len(y)} training and {tested} test samples; {net}")
+    optimizer = (SGD(momentum=args.momentum or 0.0) if args.optimizer == "sgd" else Adam())
+    stopper = None if args.early_stopping is None else EarlyStopping(patience=args.early_stopping)
     start = time.perf_counter()
-    net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, verbose=2)
+    history = net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=DEFAULT_LR[args.optimizer] if args.lr is None else args.lr, optimizer=optimizer,
+                      validation_split=args.validation_split, callbacks=stopper, verbose=2,
+                      n_threads=args.threads)
     print(f"trained in {time.perf_counter() - start:.2f} s")
-    print(f"test accuracy {net.evaluate(X_test, y_test)[1]:.4f}")
+    if stopper is not None and stopper.stopped_epoch is not None:
+        print(f"stopped early after epoch {stopper.stopped_epoch}: no better val_loss for "
+              f"{stopper.patience} epochs; kept the weights of epoch {stopper.best_epoch}")
+    net.save(args.model)
+    print(f"saved the model to {args.model}")
+    if args.history:
+        _write_history(history, args.history)
+        print(f"wrote the history to {args.history}")
+    if args.plot:
+        plots.plot_history(history, args.plot)
+        print(f"drew the learning curves in {args.plot}")
+    if test is not None:
+        print(f"test accuracy {net.evaluate(_inputs(test[0]), test[1])[1]:.4f}")
     return 0
+
+
+def _labels(net, X):
+    """The class the model predicts for each row of X: for an mse model, the
+    largest output."""
+    predicted = net.predict(X)
+    return predicted.argmax(axis=1) if predicted.ndim == 2 else predicted
+
+
+def _evaluate(args):
+    if args.confusion_png:
+        _need_matplotlib("--confusion-png")
+    net = load(args.model)
+    X, y = _test_set(args)
+    X = _inputs(X)
+    loss, accuracy = net.evaluate(X, y)
+    predicted = _labels(net, X)
+    classes = range(net.sizes[-1])
+    print(f"{_source(args)}: {len(y)} test samples; {net}")
+    print(f"test loss {loss:.4f}")
+    print(f"test accuracy {accuracy:.4f}")
+    print()
+    print(plots.classification_report(y, predicted, labels=classes))
+    print()
+    cm = plots.confusion_matrix(y, predicted, n_classes=len(classes))
+    print(plots.format_confusion_matrix(cm))
+    if args.confusion_png:
+        plots.plot_confusion_matrix(cm, args.confusion_png)
+        print(f"\ndrew the confusion matrix in {args.confusion_png}")
+    return 0
+
+
+def _write_rows(values, f):
+    """One line per sample, its values separated by commas, each in the
+    shortest form that reads back exactly."""
+    for row in values.reshape(len(values), -1):
+        f.write(",".join(map(str, row)) + "\n")
+
+
+def _predict(args):
+    net = load(args.model)
+    if args.input:
+        X = _np_load(args.input, "a .npy of inputs (n, n_features)")
+        X = X.reshape(len(X), -1) if X.ndim > 2 else X
+    else:
+        X = _data_set(args)[1][0]
+    X = _inputs(X)
+    values = net.predict_proba(X) if args.proba else net.predict(X)
+    if args.output is None:
+        _write_rows(values, sys.stdout)
+        return 0
+    if args.output.lower().endswith(".npy"):
+        np.save(args.output, values)
+    else:
+        with open(args.output, "w") as f:
+            _write_rows(values, f)
+    print(f"wrote {'probabilities' if args.proba else 'predictions'} of shape {values.shape} "
+          f"to {args.output}")
+    return 0
+
+
+def _message(error):
+    """One line describing ``error``; an OSError names its file."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
+
+
+def main(argv=None):
+    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit
+    status: 0, 1 after an error (one line on stderr), 2 after a usage error."""
+    args = build_parser().parse_args(argv)
+    _check(args)
+    try:
+        return args.run(args)
+    except (OSError, ValueError, ImportError) as error:
+        print(f"fastmlp {args.command}: error: {_message(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"fastmlp {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
