@@ -132,3 +132,13 @@ def check_sample_weight(sample_weight, n, dtype):
     if not np.any(w > 0):
         raise ValueError(f"sample_weight is zero for every sample in {w.dtype}")
     return w
+
+
+def check_finite_result(what, dtype, *arrays):
+    """Raise FloatingPointError when a computed result is NaN or inf: inputs
+    large enough (finite, but huge) to overflow ``dtype`` inside the network."""
+    for a in arrays:
+        if not np.isfinite(a).all():
+            raise FloatingPointError(
+                f"{what} overflowed {np.dtype(dtype).name}: the inputs are too large for "
+                "this network; scale them (e.g. standardise X) or use dtype float64")

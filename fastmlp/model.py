@@ -10,8 +10,8 @@ from ._interrupt import DeferredInterrupt
 from .callbacks import check_callbacks
 from .optimizers import SGD, check_optimizer
 from .progress import EpochProgress
-from ._validation import (check_choice, check_dtype, check_features, check_positive,
-                          check_sample_weight, check_targets)
+from ._validation import (check_choice, check_dtype, check_features, check_finite_result,
+                          check_positive, check_sample_weight, check_targets)
 
 ACTIVATIONS = {
     "identity": kernels.IDENTITY,
@@ -169,6 +169,7 @@ class MLP:
         one, zero = self.dtype.type(1), self.dtype.type(0)
         value, _ = kernels.gradient(grads, self._work(n), n, self.params, self._sizes,
                                     hidden, output, loss, X, T, 1.0 / n, one, zero)
+        check_finite_result("the loss or its gradient", self.dtype, value, grads)
         return value, grads
 
     def _blocks(self, X):
@@ -191,7 +192,9 @@ class MLP:
             total += value
             correct += c
         value = total / X.shape[0]
-        return value, self._metric(metric, value, correct, T)
+        score = self._metric(metric, value, correct, T)
+        check_finite_result("the loss", self.dtype, value, score)
+        return value, score
 
     @staticmethod
     def _metric(metric, value, correct, T, weights=None):
@@ -214,6 +217,7 @@ class MLP:
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         for block, block_out in self._blocks(X):
             out[block] = block_out
+        check_finite_result("the network's output", self.dtype, out)
         return out
 
     def predict_proba(self, X):
