@@ -496,6 +496,8 @@ def _download(url, target, md5):
             for block in iter(lambda: response.read(1 << 20), b""):
                 digest.update(block)
                 part.write(block)
+            if getattr(response, "length", None):  # HTTP's bytes still due
+                raise ConnectionError(f"the transfer stopped {response.length} bytes short")
         if digest.hexdigest() != md5:
             raise ValueError(f"checksum mismatch: {target.name} downloaded from {url} has "
                              f"MD5 {digest.hexdigest()}, expected {md5}; it was not kept")

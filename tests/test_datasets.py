@@ -511,6 +511,13 @@ def server(tmp_path):
     class Handler(http.server.SimpleHTTPRequestHandler):
         def do_GET(self):
             requested.append(self.path)
+            if self.path.startswith("/cut/"):  # promises 1000 bytes, sends 10, hangs up
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b"\x1f\x8b" + bytes(8))
+                self.close_connection = True
+                return
             super().do_GET()
 
         def log_message(self, *args):
@@ -572,6 +579,19 @@ def test_download_fetches_only_missing_files_and_tries_mirrors_in_order(
                                            mirrors=[dead, url + "/empty", url + "/good"])
     assert requested == ["/empty/t10k-images-idx3-ubyte.gz", "/good/t10k-images-idx3-ubyte.gz"]
     assert X_test.shape == (2, 4)
+
+
+def test_cut_transfer_leaves_nothing_and_next_mirror_serves(tmp_path, no_data_roots, server):
+    url, requested = server
+    checksums = serve_fake_set(tmp_path / "www")
+    with pytest.raises(FileNotFoundError, match=r"cut/train-images-idx3-ubyte.gz: the transfer "
+                                                r"stopped 990 bytes short"):
+        load_mnist_style("digits", download=True, mirrors=[url + "/cut"], checksums=checksums)
+    assert os.listdir(tmp_path / "cache" / "digits") == []
+    load_mnist_style("digits", download=True, mirrors=[url + "/cut", url], checksums=checksums)
+    assert len(requested) == 9 and sum(path.startswith("/cut/") for path in requested) == 5
+    assert sorted(os.listdir(tmp_path / "cache" / "digits")) == \
+        sorted(stem + ".gz" for stem in IDX_FILES.values())
 
 
 def test_load_mnist_and_fashion_mnist_download(tmp_path, monkeypatch, no_data_roots, server):
