@@ -168,10 +168,10 @@ class _PickledDtype:
 
     def __setstate__(self, state):
         # (version, byte order, subarray, names, fields, itemsize, alignment, flags[, metadata])
-        if not (isinstance(state, tuple) and len(state) in (8, 9) and state[1] in "<>|="
+        if not (isinstance(state, tuple) and len(state) in (8, 9) and state[1] in ("<", ">", "|", "=")
                 and state[2:5] == (None, None, None)):
             raise pickle.UnpicklingError(f"unexpected dtype state {state!r:.80}")
-        if state[1] in "<>":
+        if state[1] in ("<", ">"):
             self.dtype = self.dtype.newbyteorder(state[1])
 
 
