@@ -135,12 +135,24 @@ class MLP:
         self._rng = np.random.default_rng(seed)
         self.params = np.empty(kernels.param_offset(self._sizes, len(sizes) - 1),
                                dtype=self.dtype)
-        self.weights = [kernels.layer_params(self.params, self._sizes, l)
-                        for l in range(len(sizes) - 1)]
+        self._weight_views()
         for W, b in self.weights:
             bound = _init_bound(activation, *W.shape)
             W[...] = self._rng.uniform(-bound, bound, size=W.shape)
             b[...] = 0.0
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["weights"]  # views into params: rebuilt by __setstate__
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._weight_views()
+
+    def _weight_views(self):
+        self.weights = [kernels.layer_params(self.params, self._sizes, l)
+                        for l in range(len(self.sizes) - 1)]
 
     def __repr__(self):
         return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
@@ -168,7 +180,7 @@ class MLP:
         hidden, output, loss = self._codes
         one, zero = self.dtype.type(1), self.dtype.type(0)
         value, _ = kernels.gradient(grads, self._work(n), n, self.params, self._sizes,
-                                    hidden, output, loss, X, T, 1.0 / n, one, zero)
+                                    hidden, output, loss, X, T, 1.0 / n, one, zero, zero)
         check_finite_result("the loss or its gradient", self.dtype, value, grads)
         return value, grads
 

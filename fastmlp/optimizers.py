@@ -16,8 +16,10 @@ class SGD:
     """Stochastic gradient descent, with optional (Nesterov) momentum.
 
     v = momentum * v - lr * g; p += v (or p += momentum * v - lr * g with
-    ``nesterov``). ``l2`` adds l2 * p to the gradient; ``weight_decay`` takes
-    lr * weight_decay * p off each parameter after the step (decoupled).
+    ``nesterov``). ``l2`` adds l2 * w to the gradient of each weight (not of
+    the biases, as scikit-learn's alpha); ``weight_decay`` takes
+    lr * weight_decay * p off each parameter, biases included, after the step
+    (decoupled).
     """
     momentum: float = 0.0
     nesterov: bool = False
@@ -37,7 +39,8 @@ class SGD:
 @dataclass(frozen=True)
 class Adam:
     """Adam (Kingma and Ba, 2015); with ``weight_decay`` it is AdamW
-    (Loshchilov and Hutter, 2019). ``l2`` adds l2 * p to the gradient."""
+    (Loshchilov and Hutter, 2019). ``l2`` adds l2 * w to the gradient of each
+    weight (not of the biases); ``weight_decay`` shrinks every parameter."""
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-8

@@ -104,11 +104,12 @@ LOSSES = {
 
 
 def optimizer_update(params, state, grad, rule, lr, momentum=0.0, beta_1=0.9, beta_2=0.999,
-                     epsilon=1e-8, l2=0.0, weight_decay=0.0, step=1):
+                     epsilon=1e-8, l2=0.0, weight_decay=0.0, step=1, penalised=1.0):
     """One update by ``rule`` ("sgd", "momentum", "nesterov", "adam") of the flat
     params (n_params,) with gradient grad (n_params,) and state (2, n_params);
-    returns (new params, new state). ``step`` counts updates from 1."""
-    g = grad + l2 * params
+    returns (new params, new state). ``step`` counts updates from 1. The L2
+    penalty applies where ``penalised`` (1 or an (n_params,) 0/1 mask) is 1."""
+    g = grad + l2 * penalised * params
     state = state.copy()
     if rule == "sgd":
         delta = -lr * g
@@ -174,6 +175,9 @@ def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr,
     batch's loss is weighted by ``weights`` (n,) if given.
     Returns the final flat parameters and the list of batch losses."""
     losses, state, step = [], np.zeros((2, params.size)), 0
+    weights_only = np.zeros_like(params)  # L2 penalises the weights, not the biases
+    for W, _ in unpack(weights_only, sizes):
+        W[...] = 1.0
     for epoch, order in enumerate(orders):
         epoch_lr = lr[epoch] if isinstance(lr, list) else lr
         for s in range(0, len(order), batch_size):
@@ -183,6 +187,6 @@ def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr,
                                          None if weights is None else weights[batch])
             step += 1
             params, state = optimizer_update(params, state, grads, rule, epoch_lr,
-                                             step=step, **hyper)
+                                             step=step, penalised=weights_only, **hyper)
             losses.append(value)
     return params, losses

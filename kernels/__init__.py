@@ -13,5 +13,5 @@ from .losses import (BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR, SOFTMAX_CROSS_ENT
                      binary_cross_entropy, loss_forward_backward, mean_squared_error,
                      softmax, softmax_cross_entropy)
 from .network import (batch_trainer, forward, gradient, layer_params, param_offset,
-                      train_samples, work_size)
+                      train_samples, update_block, work_size)
 from .optim import ADAM, MOMENTUM, NESTEROV, SGD, optimizer_update

@@ -20,21 +20,21 @@ def dense_forward(Z, X, W, b):
 
 
 @vector_kernel
-def dense_backward(dW, db, dZ, X, alpha, beta):
+def dense_backward(dW, db, dZ, X, alpha, beta, bias_beta):
     """Gradients w.r.t. W and b given dZ, the gradient w.r.t. Z = X @ W + b,
-    scaled by alpha and added to beta times the buffers' contents:
+    scaled by alpha and added to beta (bias_beta) times the buffers' contents:
 
-    dW = alpha * X.T @ dZ + beta * dW,  db = alpha * (dZ summed over rows) + beta * db.
-    With alpha = 1, beta = 0 they are the gradients (the buffers are only
-    written); with dW, db the layer's own W, b, alpha = -lr and beta = 1 they
-    are its SGD step. dW : (fan_in, fan_out), db : (fan_out,), dZ : (n, fan_out),
+    dW = alpha * X.T @ dZ + beta * dW,  db = alpha * (dZ summed over rows) + bias_beta * db.
+    With alpha = 1, beta = bias_beta = 0 they are the gradients (the buffers are
+    only written); with dW, db the layer's own W, b, alpha = -lr and betas 1
+    they are its SGD step. dW : (fan_in, fan_out), db : (fan_out,), dZ : (n, fan_out),
     X : (n, fan_in).
     """
     gemm(dW, X.T, dZ, alpha, beta)
-    a, c = cast_like(db, alpha), cast_like(db, beta)
+    a, c = cast_like(db, alpha), cast_like(db, bias_beta)
     n, m = dZ.shape
     for j in range(m):
-        db[j] = 0.0 if beta == 0 else c * db[j]
+        db[j] = 0.0 if bias_beta == 0 else c * db[j]
     for i in range(n):
         for j in range(m):
             db[j] += a * dZ[i, j]

@@ -19,7 +19,7 @@ from ._jit import cast_like, inline_kernel, kernel, parallel_kernel, vector_kern
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
-from .optim import SGD, optimizer_update, sgd_coefficients
+from .optim import SGD, optimizer_update, sgd_coefficients, without_l2
 
 
 # Parameters per block of the update loop (threads take whole blocks).
@@ -42,6 +42,25 @@ def layer_params(params, sizes, l):
     fan_in, fan_out = sizes[l], sizes[l + 1]
     mid = start + fan_in * fan_out
     return params[start:mid].reshape((fan_in, fan_out)), params[mid:mid + fan_out]
+
+
+@kernel
+def update_block(sizes, k):
+    """Block k of the update loop as (start, stop, is_weights): the flat buffer
+    cut into runs of at most UPDATE_BLOCK parameters, none straddling a W and
+    a b, so that each block is all weights or all biases. k = -1 gives
+    (number of blocks, 0, False)."""
+    count = 0
+    start = 0
+    for l in range(sizes.shape[0] - 1):
+        for length, is_weights in ((sizes[l] * sizes[l + 1], True), (sizes[l + 1], False)):
+            n = (length + UPDATE_BLOCK - 1) // UPDATE_BLOCK
+            if count <= k < count + n:
+                a = start + (k - count) * UPDATE_BLOCK
+                return a, min(a + UPDATE_BLOCK, start + length), is_weights
+            count += n
+            start += length
+    return count, 0, False
 
 
 @kernel
@@ -130,11 +149,12 @@ def forward(work, rows, params, sizes, hidden, output, X):
 
 
 @kernel
-def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta):
+def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta):
     """Backpropagation from the output delta dZ_L, which a loss kernel has
     written into ``work`` after ``forward`` on X (n, sizes[0]).
 
-    Writes grads = alpha * gradient + beta * grads (n_params,). ``grads`` may
+    Writes grads = alpha * gradient + beta * grads (n_params,), with
+    ``bias_beta`` in place of beta for the biases. ``grads`` may
     be ``params`` itself: with alpha = -lr that is an SGD step, each layer's
     update made after the layer below has taken its delta through the old
     weights.
@@ -150,18 +170,18 @@ def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta):
             dense_backward_input(D_in, D, W)
             activation_backward(D_in, D_in, A_in, hidden)
         dW, db = layer_params(grads, sizes, l)
-        dense_backward(dW, db, D, A_in, alpha, beta)
+        dense_backward(dW, db, D, A_in, alpha, beta, bias_beta)
         if l > 0:
             D = D_in
 
 
 @inline_kernel
 def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale, alpha, beta,
-             weights=None):
+             bias_beta, weights=None):
     """Loss of the batch (X, T) and its gradient w.r.t. every parameter.
 
-    Writes grads = alpha * gradient + beta * grads (n_params,) as ``backward``
-    does; returns (loss, n_correct) as the loss kernels do.
+    Writes grads = alpha * gradient + beta * grads (n_params,), bias_beta for
+    the biases, as ``backward`` does; returns (loss, n_correct) as the loss kernels do.
     X : (n, sizes[0]), T : (n, sizes[-1]), n <= rows. Sample i's loss weighs
     ``scale * weights[i]`` (weights (n,)), or ``scale`` when weights is None
     (1 / n for the batch mean). Inlined into its callers, like
@@ -170,7 +190,7 @@ def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale
     out = forward(work, rows, params, sizes, hidden, output, X)
     D = _delta(work, sizes, rows, sizes.shape[0] - 1, X.shape[0])
     value, correct = loss_forward_backward(D, out, T, loss, output, scale, weights)
-    backward(grads, work, rows, params, sizes, hidden, X, alpha, beta)
+    backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta)
     return value, correct
 
 
@@ -199,8 +219,8 @@ def batch_trainer(loss, rule, parallel):
         by ``weights`` (n,) when given (sum_i w_i loss_i / sum_i w_i over the batch,
         zero for a batch of zero weight). The shard gradients
         are summed in shard order and one ``optimizer_update`` (``hyper``,
-        state) follows, in blocks of UPDATE_BLOCK parameters; batch i is update
-        number ``step + i + 1``.
+        state) follows, in the blocks of ``update_block`` (L2 on the weights
+        only); batch i is update number ``step + i + 1``.
 
         params (n_params,), state (2, n_params), grads (n_shards, n_params),
         work (n_shards, work_size), stats (n_shards, 2) float64 for each shard's
@@ -212,6 +232,9 @@ def batch_trainer(loss, rule, parallel):
         n_shards = grads.shape[0]
         one, zero = cast_like(params, 1.0), cast_like(params, 0.0)
         step_scale, decay = sgd_coefficients(params, hyper)
+        bias_decay = sgd_coefficients(params, without_l2(params, hyper))[1]
+        bias_hyper = without_l2(params, hyper)
+        n_blocks = update_block(sizes, -1)[0]
         total = 0.0
         correct = 0
         for i in range(first, stop):
@@ -237,16 +260,18 @@ def batch_trainer(loss, rule, parallel):
                     Xb, Tb = X[a:b], T[a:b]
                     wb = weights if weights is None else weights[a:b]
                 if fused:
-                    target, alpha, beta = params, step_scale, decay
+                    target, alpha, beta, bias_beta = params, step_scale, decay, bias_decay
                 else:
-                    target, alpha, beta = grads[t], one, zero
+                    target, alpha, beta, bias_beta = grads[t], one, zero, zero
                 stats[t, 0], stats[t, 1] = gradient(target, work[t], rows, params, sizes, hidden,
-                                                    output, loss, Xb, Tb, scale, alpha, beta, wb)
+                                                    output, loss, Xb, Tb, scale, alpha, beta,
+                                                    bias_beta, wb)
             if not fused:
-                for block in loop((params.shape[0] + UPDATE_BLOCK - 1) // UPDATE_BLOCK):
-                    start = block * UPDATE_BLOCK
-                    optimizer_update(params, state, grads[:active], rule, hyper, step + i + 1,
-                                     start, min(start + UPDATE_BLOCK, params.shape[0]))
+                for block in loop(n_blocks):
+                    start, stop, is_weights = update_block(sizes, block)
+                    optimizer_update(params, state, grads[:active], rule,
+                                     hyper if is_weights else bias_hyper, step + i + 1,
+                                     start, stop)
             for t in range(active):
                 total += stats[t, 0] * mass
                 correct += int(stats[t, 1])

@@ -2,7 +2,8 @@
 
 Every rule reads the gradient as the sum of the per-shard rows of ``grads``
 (summed in row order), adds the L2 penalty's gradient ``l2 * params``, and
-keeps its state in ``state`` (2, n_params), in the parameters' layout.
+keeps its state in ``state`` (2, n_params), in the parameters' layout. The
+trainer penalises weights only: it updates biases with ``without_l2(hyper)``.
 """
 
 import numpy as np
@@ -20,6 +21,14 @@ def sgd_coefficients(params, hyper):
     step straight into the weights."""
     lr, l2, weight_decay = hyper[0], hyper[5], hyper[6]
     return cast_like(params, -lr), cast_like(params, 1.0 - lr * (l2 + weight_decay))
+
+
+@kernel
+def without_l2(params, hyper):
+    """``hyper`` with the L2 penalty zero, for the biases, which L2 leaves alone
+    (as scikit-learn and Keras' kernel regularizers do)."""
+    lr, momentum, beta_1, beta_2, epsilon, _, weight_decay = hyper
+    return lr, momentum, beta_1, beta_2, epsilon, cast_like(params, 0.0), weight_decay
 
 
 @vector_kernel

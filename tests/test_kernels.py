@@ -27,7 +27,7 @@ def test_dense(dtype, rng, n, fan_in, fan_out):
     kernels.dense_forward(Z, X, W, b)
     dX, dW, db = np.empty_like(X), np.full_like(W, np.nan), np.full_like(b, np.nan)
     scalar = np.dtype(dtype).type
-    kernels.dense_backward(dW, db, dZ, X, scalar(1), scalar(0))
+    kernels.dense_backward(dW, db, dZ, X, scalar(1), scalar(0), scalar(0))
     kernels.dense_backward_input(dX, dZ, W)
     X64, W64, b64, dZ64 = (a.astype(np.float64) for a in (X, W, b, dZ))
     assert_close(Z, reference.dense_forward(X64, W64, b64), dtype)
@@ -35,10 +35,10 @@ def test_dense(dtype, rng, n, fan_in, fan_out):
     for got, want in zip((dX, dW, db), (want_dX, want_dW, want_db)):
         assert_close(got, want, dtype)
     # The same kernel as an SGD step straight into the layer.
-    lr, shrink = scalar(0.1), scalar(0.99)
-    kernels.dense_backward(W, b, dZ, X, -lr, shrink)
+    lr, shrink, bias_shrink = scalar(0.1), scalar(0.99), scalar(0.995)
+    kernels.dense_backward(W, b, dZ, X, -lr, shrink, bias_shrink)
     assert_close(W, shrink * W64 - lr * want_dW, dtype)
-    assert_close(b, shrink * b64 - lr * want_db, dtype)
+    assert_close(b, bias_shrink * b64 - lr * want_db, dtype)
 
 
 @pytest.mark.parametrize("a_transposed", [False, True])
@@ -248,3 +248,19 @@ def test_layer_params_are_views_in_the_flat_layout():
         np.testing.assert_array_equal(b, want_b)
         W[0, 0] = -1.0
         assert want_W[0, 0] == -1.0
+
+
+@pytest.mark.parametrize("sizes", [[3, 2], [784, 256, 128, 10], [5000, 1, 4097]])
+def test_update_blocks_tile_the_buffer_weights_and_biases_apart(sizes):
+    sizes = np.array(sizes, dtype=np.int64)
+    n_blocks = kernels.update_block(sizes, -1)[0]
+    is_weight = np.zeros(kernels.param_offset(sizes, len(sizes) - 1))
+    for W, _ in reference.unpack(is_weight, sizes):
+        W[...] = 1
+    covered = np.zeros(is_weight.size, dtype=int)
+    for k in range(n_blocks):
+        start, stop, weights = kernels.update_block(sizes, k)
+        assert 0 < stop - start <= kernels.network.UPDATE_BLOCK
+        assert np.all(is_weight[start:stop] == weights)
+        covered[start:stop] += 1
+    np.testing.assert_array_equal(covered, 1)

@@ -154,6 +154,7 @@ def test_bad_thread_count_is_refused(rng):
     (fastmlp.SGD(momentum=0.9), "momentum", dict(momentum=0.9)),
     (fastmlp.SGD(momentum=0.8, nesterov=True, l2=0.01), "nesterov", dict(momentum=0.8, l2=0.01)),
     (fastmlp.SGD(weight_decay=0.1), "sgd", dict(weight_decay=0.1)),
+    (fastmlp.SGD(l2=0.05, weight_decay=0.02), "sgd", dict(l2=0.05, weight_decay=0.02)),
     (fastmlp.Adam(), "adam", {}),
     (fastmlp.Adam(beta_1=0.8, weight_decay=0.05, l2=0.001), "adam",
      dict(beta_1=0.8, weight_decay=0.05, l2=0.001)),
@@ -264,3 +265,17 @@ def test_resume_refuses_another_optimizer(rng):
     net.fit(X, y, epochs=1, optimizer="adam", verbose=0)
     with pytest.raises(ValueError, match="resume needs the optimizer"):
         net.fit(X, y, epochs=1, optimizer=fastmlp.SGD(momentum=0.9), resume=True, verbose=0)
+
+
+def test_a_pickled_model_keeps_its_weights_views_of_params(rng):
+    import pickle
+    X, y = problem(rng, "softmax_cross_entropy", 20, 5, 3)
+    net = fastmlp.MLP((5, 4, 3), seed=0)
+    net.fit(X, y, epochs=1, verbose=0)
+    copy = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(copy.predict_proba(X), net.predict_proba(X))
+    copy.fit(X, y, epochs=1, verbose=0, resume=True)
+    for (W, b), (W_params, b_params) in zip(copy.weights, fastmlp.reference.unpack(copy.params, copy.sizes)):
+        assert np.shares_memory(W, copy.params)
+        np.testing.assert_array_equal(W, W_params)
+        np.testing.assert_array_equal(b, b_params)

@@ -1,0 +1,136 @@
+"""Concurrency and reproducibility: fits in several Python threads at once
+give what they give one after the other, and the same seed, data and thread
+count give the same bits in every run and every process."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import fastmlp
+
+
+def problem(seed=0):
+    """A float64 net and batch large enough for threaded BLAS to split its
+    GEMMs: 1 and 2 threads then differ in the last bits."""
+    rng = np.random.default_rng(seed)
+    return rng.random((512, 100)), rng.integers(0, 10, 512)
+
+
+def train(n_threads, seed=0, callbacks=None, shards=False):
+    X, y = problem()
+    net = fastmlp.MLP((100, 300, 200, 10), "tanh", dtype="float64", seed=seed)
+    net.fit(X, y, epochs=3, batch_size=128, lr=0.1, seed=1, verbose=0, n_threads=n_threads,
+            callbacks=callbacks, shards=shards)
+    return net.params
+
+
+def in_threads(*jobs):
+    """Run the callables at once, one Python thread each; their results."""
+    results = [None] * len(jobs)
+
+    def run(i):
+        results[i] = jobs[i]()
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert not any(worker.is_alive() for worker in workers)
+    return results
+
+
+def blas_threads():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_two_fits_at_once_equal_the_same_fits_one_after_the_other():
+    """Both models pass a barrier after their first epoch: they really are
+    inside fit at the same time."""
+    alone = [train(2, seed) for seed in (0, 1)]
+    barrier = threading.Barrier(2, timeout=120)
+
+    def meet(model, epoch, logs):
+        if epoch == 1:
+            barrier.wait()
+    together = in_threads(*[lambda seed=seed: train(2, seed, [meet]) for seed in (0, 1)])
+    for got, want in zip(together, alone):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("counts", [(1, 2), (2, 1)], ids=["1 then 2", "2 then 1"])
+def test_fits_with_different_thread_counts_at_once_keep_their_own_bits(counts):
+    """BLAS's thread count is one setting for the process: a fit must never
+    run on another fit's count, nor leave it behind."""
+    before = blas_threads()
+    alone = {n: train(n) for n in counts}
+    assert not np.array_equal(alone[1], alone[2])  # the count shows in the bits
+    together = in_threads(*[lambda n=n: train(n) for n in counts])
+    for n, got in zip(counts, together):
+        np.testing.assert_array_equal(got, alone[n])
+    assert blas_threads() == before
+
+
+def test_a_sharded_fit_and_a_threaded_blas_fit_at_once():
+    alone = [train(2, shards=True), train(2)]
+    together = in_threads(lambda: train(2, shards=True), lambda: train(2))
+    for got, want in zip(together, alone):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_training_while_another_thread_predicts():
+    X, _ = problem()
+    other = fastmlp.MLP((100, 300, 200, 10), "relu", dtype="float64", seed=5)
+    want_predictions = other.predict_proba(X)
+    want_params = train(2)
+    done = threading.Event()
+
+    def predict_until_done():
+        seen = []
+        while not done.is_set() or not seen:
+            seen.append(other.predict_proba(X))
+        return seen
+
+    def train_then_stop():
+        try:
+            return train(2)
+        finally:
+            done.set()
+    params, predictions = in_threads(train_then_stop, predict_until_done)
+    np.testing.assert_array_equal(params, want_params)
+    assert len(predictions) >= 2
+    for got in predictions:
+        np.testing.assert_array_equal(got, want_predictions)
+
+
+def test_different_thread_counts_agree_up_to_reassociation():
+    one, two = train(1), train(2)
+    np.testing.assert_allclose(one, two, rtol=0, atol=1e-9 * np.abs(one).max())
+
+
+# Trains a net and prints the SHA-256 of its parameters' bytes.
+HASH_SCRIPT = """
+import hashlib, sys
+import numpy as np
+import fastmlp
+rng = np.random.default_rng(0)
+X, y = rng.random((512, 100)), rng.integers(0, 10, 512)
+net = fastmlp.MLP((100, 64, 10), "relu", dtype=sys.argv[1], seed=0)
+net.fit(X, y, epochs=2, batch_size=int(sys.argv[2]), lr=0.1, optimizer="adam", verbose=0,
+        n_threads=int(sys.argv[3]), shards=sys.argv[4] == "shards")
+print(hashlib.sha256(net.params.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_threads, shards", [(1, "blas"), (2, "blas"), (2, "shards")])
+def test_same_seed_gives_the_same_bits_in_every_process(dtype, n_threads, shards):
+    args = [sys.executable, "-c", HASH_SCRIPT, dtype, "100", str(n_threads), shards]
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    hashes = [subprocess.run(args, capture_output=True, text=True, check=True, env=env,
+                             timeout=300).stdout.strip() for _ in range(2)]
+    assert len(hashes[0]) == 64 and hashes[0] == hashes[1]
