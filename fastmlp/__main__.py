@@ -16,7 +16,7 @@ from .callbacks import EarlyStopping
 from .datasets import (_np_load, _pair, load_digits, load_fashion_mnist, load_idx, load_mnist,
                        load_mnist_pkl, load_npy, load_npz, scale)
 from .model import ACTIVATIONS, DTYPES
-from .optimizers import SGD, Adam
+from .optimizers import OPTIMIZERS, SGD, Adam
 from .threads import check_threads, get_num_threads
 
 # Loaders by name, each taking ``download``.
@@ -25,7 +25,6 @@ DATA_SETS = {"digits": lambda download: load_digits(), "fashion-mnist": load_fas
 DEFAULT_DATA = "digits"  # shipped in the package: works offline
 # The losses that take integer class labels.
 LOSSES = ["softmax_cross_entropy", "mse"]
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
 
 FILES = """\
@@ -270,15 +269,10 @@ def _read_files(paths):
     return _pair(load_idx(images), load_idx(labels), f"{images} and {labels}"), None
 
 
-def _test_set(args):
-    """(X, y) of the test set: of --test-file, else of --data (or of
-    --train-file with train); None when there is none."""
-    if args.test_file:
-        first, test = _read_files(args.test_file)
-        return first if test is None else test
-    if getattr(args, "train_file", None):
-        return _read_files(args.train_file)[1]
-    return _data_set(args)[1]
+def _test_files(paths):
+    """(X, y) of the test set in the files of --test-file."""
+    first, test = _read_files(paths)
+    return first if test is None else test
 
 
 def _source(args):
@@ -310,8 +304,9 @@ def _write_history(history, path):
 def _train(args):
     if args.plot:
         _need_matplotlib("--plot")
-    (X, y), _ = _read_files(args.train_file) if args.train_file else _data_set(args)
-    test = _test_set(args)
+    (X, y), test = _read_files(args.train_file) if args.train_file else _data_set(args)
+    if args.test_file:
+        test = _test_files(args.test_file)
     X = _inputs(X)
     labels = [y] if test is None else [y, test[1]]
     n_classes = max(int(labels_.max()) for labels_ in labels) + 1
@@ -319,11 +314,12 @@ def _train(args):
               loss=args.loss, dtype=args.dtype, seed=args.seed)
     tested = "no" if test is None else len(test[1])
     print(f"{_source(args)}: {len(y)} training and {tested} test samples; {net}")
-    optimizer = (SGD(momentum=args.momentum or 0.0) if args.optimizer == "sgd" else Adam())
+    optimizer = SGD(momentum=args.momentum or 0.0) if args.optimizer == "sgd" else Adam()
+    lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
     stopper = None if args.early_stopping is None else EarlyStopping(patience=args.early_stopping)
     start = time.perf_counter()
     history = net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=DEFAULT_LR[args.optimizer] if args.lr is None else args.lr, optimizer=optimizer,
+                      lr=lr, optimizer=optimizer,
                       validation_split=args.validation_split, callbacks=stopper, verbose=2,
                       n_threads=args.threads)
     print(f"trained in {time.perf_counter() - start:.2f} s")
@@ -354,7 +350,7 @@ def _evaluate(args):
     if args.confusion_png:
         _need_matplotlib("--confusion-png")
     net = load(args.model)
-    X, y = _test_set(args)
+    X, y = _test_files(args.test_file) if args.test_file else _data_set(args)[1]
     X = _inputs(X)
     loss, accuracy = net.evaluate(X, y)
     predicted = _labels(net, X)

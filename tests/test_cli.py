@@ -127,9 +127,10 @@ def test_train_options_and_json_history(tmp_path):
     assert (net.sizes, net.activation, net.dtype) == ((64, 16, 8, 10), "tanh", np.float64)
 
 
-def test_train_matches_the_api(tmp_path, digits):
+def test_train_matches_the_api(tmp_path, digits, monkeypatch, capsys):
     """Adam's default learning rate, mse, batch size, seed: the CLI's model is
-    the one fit makes with the same settings, to the bit."""
+    the one fit makes with the same settings, to the bit. Evaluated, the
+    class of an mse model is its largest output."""
     result = run(tmp_path, "train", "--optimizer", "adam", "--loss", "mse", "--hidden", "16",
                  "--epochs", "2", "--batch-size", "64", "--seed", "5", "--threads", "1")
     assert result.returncode == 0, result.stderr
@@ -137,6 +138,14 @@ def test_train_matches_the_api(tmp_path, digits):
     net = fastmlp.MLP((64, 16, 10), loss="mse", seed=5)
     net.fit(X, y, epochs=2, batch_size=64, lr=0.001, optimizer="adam", verbose=0, n_threads=1)
     np.testing.assert_array_equal(fastmlp.load(tmp_path / "model.npz").params, net.params)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["evaluate"]) == 0
+    out = capsys.readouterr().out
+    _, (X_test, y_test) = digits
+    accuracy = net.evaluate(X_test, y_test)[1]
+    assert accuracy_of(out) == accuracy_of(result.stdout) == round(accuracy, 4)
+    cm = matrix_of(out)
+    assert cm.sum() == len(y_test) and np.trace(cm) == round(accuracy * len(y_test))
 
 
 def test_early_stopping_keeps_the_best_epoch(tmp_path, digits):
@@ -201,12 +210,31 @@ def test_train_and_evaluate_on_files(form, digits, tmp_path, monkeypatch, capsys
     assert accuracy_of(capsys.readouterr().out) == accuracy_of(expected)
 
 
+def matrix_of(stdout):
+    """The 10 x 10 confusion matrix printed by ``evaluate``."""
+    table = stdout.split("true \\ predicted")[1].split("\n\n")[0].splitlines()
+    assert table[0].split() == [str(k) for k in range(10)]
+    cm = np.array([[int(v) for v in line.split()] for line in table[1:]])
+    assert cm.shape == (10, 11) and (cm[:, 0] == np.arange(10)).all()
+    return cm[:, 1:]
+
+
 def run_trained(trained, *args):
     """Run a command where ``trained`` trained; its result and the trained model."""
     folder, _ = trained
     result = run(folder, *args)
     assert result.returncode == 0, result.stderr
     return result, fastmlp.load(folder / "model.npz")
+
+
+def test_train_without_a_test_set(digits, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    train_files, _ = write_files(tmp_path, "npy", digits)
+    assert cli.main(["train", "--train-file", *train_files, "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("x.npy y.npy: 1438 training and no test samples")
+    assert len(epoch_lines(out)) == 1 and "test accuracy" not in out
+    assert (tmp_path / "model.npz").is_file()
 
 
 def test_evaluate_prints_report_and_matrix(trained, digits):
@@ -217,14 +245,11 @@ def test_evaluate_prints_report_and_matrix(trained, digits):
     support = {int(label): int(count) for label, count in
                re.findall(r"^\s+(\d)(?:\s+[\d.]+){3}\s+(\d+)$", result.stdout, re.M)}
     assert support == dict(enumerate(np.bincount(y_test)))
-    table = result.stdout.split("true \\ predicted")[1].split("\n\n")[0].splitlines()
-    assert table[0].split() == [str(k) for k in range(10)]
-    cm = np.array([[int(v) for v in line.split()] for line in table[1:]])
-    assert cm.shape == (10, 11) and (cm[:, 0] == np.arange(10)).all()
+    cm = matrix_of(result.stdout)
     expected = np.zeros((10, 10), int)
     np.add.at(expected, (y_test, net.predict(X_test)), 1)
-    np.testing.assert_array_equal(cm[:, 1:], expected)
-    assert cm[:, 1:].sum() == len(y_test)
+    np.testing.assert_array_equal(cm, expected)
+    assert cm.sum() == len(y_test)
     assert_picture(trained[0] / "cm.png", 1000, 850)
 
 
@@ -244,14 +269,15 @@ def test_predict_writes_probabilities_as_csv(trained, digits):
     assert proba.shape == (359, 10)
 
 
-def test_predict_prints_labels_of_pixel_images(trained, digits):
+def test_predict_prints_probabilities_of_pixel_images(trained, digits):
     """Integer pixels are divided by 255; images are flattened."""
     (_, _), (X_test, _) = digits
     pixels = np.round(X_test[:7] * 255).astype(np.uint8)
     np.save(trained[0] / "pixels.npy", pixels.reshape(7, 8, 8))
-    result, net = run_trained(trained, "predict", "--input", "pixels.npy")
-    expected = net.predict(pixels.astype(np.float32) / 255)
-    assert result.stdout.splitlines() == [str(label) for label in expected]
+    result, net = run_trained(trained, "predict", "--input", "pixels.npy", "--proba")
+    expected = net.predict_proba(pixels.astype(np.float32) / 255)
+    printed = [[np.float32(v) for v in line.split(",")] for line in result.stdout.splitlines()]
+    np.testing.assert_array_equal(printed, expected)
 
 
 def test_help_of_each_command_is_complete():
@@ -344,6 +370,14 @@ def test_pictures_without_matplotlib(args, tmp_path, monkeypatch, capsys):
     line = one_error_line(capsys.readouterr().err, args[0])
     assert f'{args[1]} needs matplotlib: pip install "fastmlp[plot]"' in line
     assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
+def test_interrupt_is_one_line(monkeypatch, capsys):
+    def interrupted(download):
+        raise KeyboardInterrupt
+    monkeypatch.setitem(cli.DATA_SETS, "digits", interrupted)
+    assert cli.main(["train"]) == 130
+    assert capsys.readouterr().err == "fastmlp train: interrupted\n"
 
 
 def test_missing_data_is_reported(tmp_path, monkeypatch, capsys):
