@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 from scipy import sparse
 
+from . import saving
 from .model import MLP
 from .optimizers import SGD, Adam
 from ._validation import check_choice, check_dtype, check_features, check_positive, \
@@ -204,6 +205,58 @@ class _BaseMLP:
     def __sklearn_is_fitted__(self):
         return hasattr(self, "model_")
 
+    # Saving, through fastmlp.saving: the constructor's parameters, the fitted
+    # attributes and the network. The optimizer's state is not kept.
+
+    _FITTED = ("n_features_in_", "n_layers_", "n_outputs_", "out_activation_", "n_iter_", "t_",
+               "loss_", "loss_curve_", "best_loss_", "validation_scores_",
+               "validation_loss_curve_", "best_validation_score_", "_multilabel")
+
+    def save(self, path):
+        """Write the fitted estimator to ``path`` (one .npz, written atomically);
+        ``fastmlp.load`` reads it back. See fastmlp.saving."""
+        saving.save(self, path)
+
+    def _save_state(self):
+        if not hasattr(self, "model_"):
+            raise _not_fitted(self)
+        model, arrays = saving.mlp_save_state(self.model_)
+        params = self.get_params(deep=False)
+        if not isinstance(params["random_state"], (numbers.Integral, type(None))):
+            params["random_state"] = None  # a RandomState: only its seed could be kept
+        state = {"params": _to_json(params), "model": model,
+                 "fitted": _to_json({name: getattr(self, name) for name in self._FITTED
+                                     if hasattr(self, name)})}
+        if hasattr(self, "classes_"):
+            arrays = {**arrays, "classes_": np.asarray(self.classes_)}
+        return state, arrays
+
+    @classmethod
+    def _load_state(cls, state, arrays):
+        if set(state) != {"params", "model", "fitted"}:
+            raise ValueError(f"{cls.__name__} state has fields {sorted(state)}, expected "
+                             "fitted, model, params")
+        params, fitted = _from_json(state["params"]), _from_json(state["fitted"])
+        # hidden_layer_sizes is the one sequence among the parameters
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+        if not set(params) <= set(cls._param_defaults()):
+            raise ValueError(f"unknown {cls.__name__} parameters "
+                             f"{sorted(set(params) - set(cls._param_defaults()))}")
+        if not set(fitted) <= set(cls._FITTED):
+            raise ValueError(f"unknown {cls.__name__} attributes "
+                             f"{sorted(set(fitted) - set(cls._FITTED))}")
+        estimator = cls(**params)
+        estimator._check_params()
+        estimator.model_ = saving.mlp_load_state(state["model"],
+                                                 {"params": arrays.pop("params", None)})
+        if "classes_" in arrays:
+            estimator.classes_ = arrays.pop("classes_")
+        if arrays:
+            raise ValueError(f"unexpected arrays {sorted(arrays)} in a {cls.__name__} file")
+        for name, value in fitted.items():
+            setattr(estimator, name, value)
+        return estimator
+
     # Fitted attributes that live in the network.
 
     @property
@@ -265,8 +318,8 @@ class _BaseMLP:
         """scikit-learn adds alpha * W / (sum of the batch's weights) to the
         gradient; fastmlp's ``l2`` adds l2 * W, hence l2 = alpha / (batch size *
         mean weight). Exact for every full batch under uniform weights (and for
-        full-batch training under any), but fastmlp's l2 also reaches the
-        biases, which scikit-learn leaves unpenalised."""
+        full-batch training under any); like scikit-learn's, it leaves the
+        biases alone."""
         l2 = self.alpha / (batch * mean_weight)
         if self.solver == "sgd":
             return SGD(momentum=self.momentum, nesterov=self.nesterovs_momentum, l2=l2)
@@ -335,9 +388,6 @@ class _BaseMLP:
             self._learning_rate = self.learning_rate_init
         self._train(X, T, weights, batch, (X_val, T_val, y_val, w_val), rs, incremental,
                     callbacks)
-        if not np.isfinite(self.model_.params).all():
-            raise ValueError("Solver produced non-finite parameter weights. The input data "
-                             "may contain large values and need to be preprocessed.")
         return self
 
     def _initialize(self, sizes, rs):
@@ -387,6 +437,8 @@ class _BaseMLP:
                     seed=rs.randint(np.iinfo(np.int32).max) if self.shuffle else None,
                     verbose=0, n_threads=self.n_threads, sample_weight=weights,
                     resume=resume or epoch > 1)
+                if history.interrupted:  # Ctrl-C: fit has warned and kept its updates
+                    break
                 self.n_iter_ += 1
                 self.t_ += n
                 self.loss_ = history["loss"][0] * self._loss_scale() + penalty * squares
@@ -419,8 +471,8 @@ class _BaseMLP:
                     warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                                   "reached and the optimization hasn't converged yet.",
                                   _sklearn_class(ConvergenceWarning))
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
+        except FloatingPointError as err:  # divergence: fit kept the last finite parameters
+            raise ValueError(f"Solver produced non-finite parameter weights: {err}") from err
         if self.early_stopping:
             self.model_.params[...] = self._best_params
 
@@ -488,6 +540,35 @@ def _r2(y, pred, weights):
     return float(np.where(total > 0, 1.0 - residual / safe, residual == 0).mean())
 
 
+def _to_json(value):
+    """value with tuples as lists, NumPy scalars as Python ones, non-finite
+    floats as the strings "inf", "-inf", "nan", and dicts as lists of
+    [key, value] pairs (their keys may be labels of any type)."""
+    if isinstance(value, dict):
+        return {"items": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _from_json(value):
+    """The inverse of _to_json (lists stay lists)."""
+    if isinstance(value, dict):
+        if set(value) != {"items"}:
+            raise ValueError(f"unexpected object {value!r} in an estimator's state")
+        return {_from_json(k): _from_json(v) for k, v in value["items"]}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    if value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
+
+
+@saving.register("MLPClassifier")
 class MLPClassifier(_BaseMLP):
     """Multilayer perceptron classifier, a drop-in for
     ``sklearn.neural_network.MLPClassifier`` (solvers "sgd" and "adam").
@@ -652,6 +733,7 @@ class MLPClassifier(_BaseMLP):
         return np.log(P, out=P)
 
 
+@saving.register("MLPRegressor")
 class MLPRegressor(_BaseMLP):
     """Multilayer perceptron regressor, a drop-in for
     ``sklearn.neural_network.MLPRegressor`` (solvers "sgd" and "adam", loss

@@ -47,11 +47,13 @@ CHUNK_SECONDS = 0.2
 class History:
     """Per-epoch metrics of ``MLP.fit``: ``history["loss"]`` is a list with one
     value per epoch, like Keras' History. Keys: loss, accuracy or r2, and the
-    same prefixed with ``val_`` when validation data is given."""
+    same prefixed with ``val_`` when validation data is given. ``interrupted``
+    says whether Ctrl-C ended the fit that returned it."""
 
     def __init__(self):
         self.history = {}
         self.epoch = []
+        self.interrupted = False
 
     def __getitem__(self, key):
         return self.history[key]
@@ -409,6 +411,7 @@ class MLP:
                         warnings.warn(f"training interrupted in epoch {epoch}, after {stop} of "
                                       f"{n_batches} batches: the model keeps every update "
                                       "made", RuntimeWarning, stacklevel=2)
+                        history.interrupted = True
                         return history
                 updates += n_batches
                 logs = {"loss": total / mass,

@@ -250,7 +250,7 @@ def _check_metadata(metadata):
 _MLP_STATE = {"sizes", "activation", "loss", "output", "dtype", "seed"}
 
 
-def _mlp_save_state(model):
+def mlp_save_state(model):
     """State and arrays of an MLP: its constructor arguments and ``params``.
 
     A seed that is not an integer (a Generator, a SeedSequence) is saved as
@@ -266,7 +266,7 @@ def _mlp_save_state(model):
     return state, {"params": model.params}
 
 
-def _mlp_load_state(state, arrays):
+def mlp_load_state(state, arrays):
     """An MLP built from its state, with ``params`` copied into its buffer
     (so that its ``weights`` views stay valid)."""
     if not _MLP_STATE <= set(state) <= _MLP_STATE | {"negative_label_"}:
@@ -299,4 +299,4 @@ def _mlp_load_state(state, arrays):
     return model
 
 
-register("MLP", MLP, _mlp_save_state, _mlp_load_state)
+register("MLP", MLP, mlp_save_state, mlp_load_state)

@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.utils.estimator_checks import estimator_checks_generator
 
+import fastmlp
 from fastmlp.datasets import load_digits
 from fastmlp.estimators import MLPClassifier, MLPRegressor
 
@@ -386,3 +387,37 @@ def test_errors_name_the_problem():
         est.predict(X[:, :3])
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(90,\)"):
         est.fit(X, y, sample_weight=np.ones(3))
+
+
+@pytest.mark.parametrize("kind", ["binary-strings", "multiclass", "multilabel", "regression"])
+def test_saved_estimators_load_and_predict_bit_identically(kind, tmp_path):
+    X, y = _blobs(k=2 if kind == "binary-strings" else 3)
+    if kind == "binary-strings":
+        y = np.array(["no", "yes"])[y]
+    elif kind == "multilabel":
+        y = np.column_stack([y == 0, y == 1]).astype(int)
+    elif kind == "regression":
+        y = X @ np.arange(X.shape[1])
+    cls = MLPRegressor if kind == "regression" else MLPClassifier
+    est = cls(hidden_layer_sizes=(6, 5), max_iter=20, random_state=0, n_iter_no_change=np.inf,
+              dtype="float64")
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y, validation_data=(X, y))
+    est.save(tmp_path / "est.npz")
+    loaded = fastmlp.load(tmp_path / "est.npz")
+    assert type(loaded) is cls and repr(loaded) == repr(est)
+    assert loaded.get_params() == est.get_params()
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    if cls is MLPClassifier:
+        np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+        np.testing.assert_array_equal(loaded.classes_, est.classes_)
+    for name in ["n_iter_", "t_", "loss_", "loss_curve_", "best_loss_", "validation_scores_",
+                 "validation_loss_curve_", "n_features_in_", "n_outputs_", "out_activation_"]:
+        assert getattr(loaded, name) == getattr(est, name), name
+    loaded.partial_fit(X, y)  # and trains on
+
+
+def test_an_unfitted_estimator_cannot_be_saved(tmp_path):
+    with pytest.raises(NotFittedError):
+        MLPClassifier().save(tmp_path / "est.npz")
+    assert list(tmp_path.iterdir()) == []

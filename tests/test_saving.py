@@ -305,13 +305,13 @@ class Labelled:
         self.net, self.classes_ = net, classes
 
     def _save_state(self):
-        state, arrays = saving._mlp_save_state(self.net)
+        state, arrays = saving.mlp_save_state(self.net)
         return {"net": state}, {**arrays, "classes_": self.classes_}
 
     @classmethod
     def _load_state(cls, state, arrays):
         classes = arrays.pop("classes_")
-        return cls(saving._mlp_load_state(state["net"], arrays), classes)
+        return cls(saving.mlp_load_state(state["net"], arrays), classes)
 
 
 @pytest.fixture
