@@ -538,7 +538,7 @@ def _download_set(folders, mirrors, checksums, looked):
     raise FileNotFoundError(f"{looked}; no folder to download into: {'; '.join(failures)}")
 
 
-def load_mnist_style(name, path=None, download=False, mirrors=None, checksums=None):
+def load_mnist_style(name, path=None, download=True, mirrors=None, checksums=None):
     """The four IDX files of an MNIST-style data set, from the first folder
     that holds all of them, downloaded there first if asked.
 
@@ -552,6 +552,7 @@ def load_mnist_style(name, path=None, download=False, mirrors=None, checksums=No
         without ``.gz``.
     download : bool
         When no folder holds all four files, fetch the missing ``.gz`` files
+        (the default, as Keras does; False raises FileNotFoundError instead)
         into the first writable of ``download_dirs(name)`` (or into ``path``),
         each through a temporary file renamed into place only when its MD5
         matches.
@@ -599,7 +600,7 @@ def load_mnist_style(name, path=None, download=False, mirrors=None, checksums=No
     return load_mnist_style(name, _download_set(targets, mirrors, checksums, looked))
 
 
-def load_fashion_mnist(path=None, download=False, mirrors=None):
+def load_fashion_mnist(path=None, download=True, mirrors=None):
     """Fashion-MNIST: 60,000 training and 10,000 test 28x28 images of clothes,
     10 classes. Debian's package dataset-fashion-mnist installs it in
     /usr/share/datasets/fashion-mnist. Parameters and returns (X of shape
@@ -607,7 +608,7 @@ def load_fashion_mnist(path=None, download=False, mirrors=None):
     return load_mnist_style("fashion-mnist", path, download, mirrors)
 
 
-def load_mnist(path=None, download=False, mirrors=None):
+def load_mnist(path=None, download=True, mirrors=None):
     """MNIST: 60,000 training and 10,000 test 28x28 handwritten digits, in a
     folder named "mnist". Parameters and returns (X of shape (n, 784)) as for
     ``load_mnist_style``."""

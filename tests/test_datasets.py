@@ -547,7 +547,7 @@ def test_download_when_missing(tmp_path, monkeypatch, no_data_roots, server):
     url, requested = server
     checksums = serve_fake_set(tmp_path / "www")
     monkeypatch.setenv("FASTMLP_DATA", str(tmp_path / "env"))
-    (X, y), (X_test, y_test) = load_mnist_style("digits", download=True, mirrors=[url + "/"],
+    (X, y), (X_test, y_test) = load_mnist_style("digits", mirrors=[url + "/"],  # by default
                                                 checksums=checksums)
     np.testing.assert_array_equal(y, [0, 1, 2])
     np.testing.assert_array_equal(X_test, np.repeat([[100], [101]], 4, axis=1))
@@ -632,7 +632,7 @@ def test_download_false_makes_no_request(tmp_path, monkeypatch, no_data_roots, s
     serve_fake_set(tmp_path / "www")
     monkeypatch.setitem(datasets.MIRRORS, "mnist", [url])
     with pytest.raises(FileNotFoundError, match=rf"download=True fetches them from {url}$"):
-        load_mnist()
+        load_mnist(download=False)
     assert requested == [] and not (tmp_path / "cache").exists()
 
 
