@@ -108,6 +108,9 @@ class MLP:
 
     def __init__(self, sizes, activation="relu", loss="softmax_cross_entropy",
                  output=None, dtype="float32", seed=None):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise TypeError(f"sizes must be a sequence of layer widths such as (784, 100, 10), "
+                            f"got {sizes!r}")
         sizes = tuple(sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
@@ -461,6 +464,9 @@ class MLP:
         if validation_split == 0:
             if validation_data is None:
                 return None, X, T, weights
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val), got a "
+                                 f"{type(validation_data).__name__}")
             return self._data(*validation_data)[:2], X, T, weights
         if validation_data is not None:
             raise ValueError("give validation_data or validation_split, not both")

@@ -349,3 +349,16 @@ def test_inputs_that_overflow_the_network_raise_instead_of_returning_nan(call):
     net = fastmlp.MLP((N_IN, 6, K), "leaky_relu", seed=0)
     match = "diverged" if call == "fit" else "overflowed float32.*scale them"
     assert_refused(net, CALLS[call], X, y0, FloatingPointError, match)
+
+
+@pytest.mark.parametrize("sizes", [5, "784", None])
+def test_sizes_must_be_a_sequence(sizes):
+    with pytest.raises(TypeError, match="sizes must be a sequence of layer widths"):
+        fastmlp.MLP(sizes)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 3)), (np.zeros((4, 3)),), [1, 2, 3]])
+def test_validation_data_must_be_a_pair(bad):
+    X, y = np.zeros((8, 3)), np.arange(8) % 2
+    with pytest.raises(ValueError, match=r"validation_data must be a pair \(X_val, y_val\)"):
+        fastmlp.MLP((3, 2)).fit(X, y, validation_data=bad, verbose=0)
