@@ -41,7 +41,9 @@ def test_divergence_raises_and_keeps_the_last_finite_parameters(monkeypatch):
         net.fit(X, y, epochs=50, lr=1.0, verbose=0)
     assert len(seen) >= 2 and not np.isfinite(seen[-1]).all()
     np.testing.assert_array_equal(net.params, seen[-2])  # before the chunk that diverged
-    assert np.isfinite(net.predict(X)).all()
+    # Finite, though perhaps too large to predict with: how far from the start
+    # they are depends on how many batches each compiled chunk ran.
+    assert np.isfinite(net.params).all()
 
 
 def test_divergence_can_warn_instead(recwarn):
