@@ -73,20 +73,41 @@ def _converted(name, a, dtype):
     return a
 
 
-def _one_hot(labels, k, dtype):
-    T = np.zeros((labels.shape[0], k), dtype=dtype)
-    T[np.arange(labels.shape[0]), labels] = 1
+def one_hot(y, k=None, dtype=np.float32):
+    """Rows of a k x k identity matrix picked by integer labels.
+
+    Parameters
+    ----------
+    y : array-like of shape (n,)
+        Labels 0..k-1: integers, or floats holding whole numbers.
+    k : int, optional
+        Number of classes; by default the largest label plus one.
+    dtype : dtype
+        Type of the result.
+
+    Returns
+    -------
+    ndarray of shape (n, k) and type ``dtype``: T[i, y[i]] = 1, zero elsewhere.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "biuf":
+        raise ValueError(f"one_hot expects integer labels of shape (n,), got "
+                         f"{y.dtype} of shape {y.shape}")
+    if y.dtype.kind == "f":
+        fractional = ~np.isfinite(y) | (y != np.round(y))
+        if fractional.any():
+            raise ValueError(f"labels must be whole numbers, got {y[fractional][0]}")
+    if k is None:
+        if len(y) == 0:
+            raise ValueError("one_hot needs k when there are no labels to infer it from")
+        k = int(y.max()) + 1
+    outside = (y < 0) | (y >= k)
+    if outside.any():
+        raise ValueError(f"label {y[outside][0]} out of range: labels must be 0..{k - 1} "
+                         f"for {k} classes")
+    T = np.zeros((len(y), k), dtype=dtype)
+    T[np.arange(len(y)), y.astype(np.intp)] = 1
     return T
-
-
-def _check_labels(y, k):
-    if y.dtype.kind == "f" and np.any(y != np.round(y)):
-        raise ValueError("class labels must be whole numbers")
-    bad = (y < 0) | (y >= k)
-    if bad.any():
-        raise ValueError(f"label {y[bad][0]} out of range: labels must be 0..{k - 1} "
-                         f"for {k} outputs")
-    return y.astype(np.int64)
 
 
 def check_targets(y, n, k, loss, dtype):
@@ -100,7 +121,7 @@ def check_targets(y, n, k, loss, dtype):
     _check_finite("y", y)
     if loss == kernels.SOFTMAX_CROSS_ENTROPY:
         if y.ndim == 1:
-            return _one_hot(_check_labels(y, k), k, dtype), "accuracy"
+            return one_hot(y, k, dtype), "accuracy"
         if np.any(y < 0):
             raise ValueError("one-hot targets must be non-negative")
         return _converted("y", y, dtype), "accuracy"
@@ -115,7 +136,7 @@ def check_targets(y, n, k, loss, dtype):
         if y.dtype.kind not in "biu":
             raise ValueError(f"y of shape ({n},) for {k} outputs must hold integer labels; "
                              f"give regression targets as ({n}, {k})")
-        return _one_hot(_check_labels(y, k), k, dtype), "accuracy"
+        return one_hot(y, k, dtype), "accuracy"
     return _converted("y", y.reshape(n, k), dtype), "r2"
 
 

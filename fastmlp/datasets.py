@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import one_hot  # noqa: F401  public here, defined with the checks it shares
+
 # IDX type codes (the third byte of the magic number) and their big-endian dtypes.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -359,43 +361,6 @@ def load_npy(images_path, labels_path):
     X = _np_load(images_path, "a .npy of images")
     y = _np_load(labels_path, "a .npy of integer labels")
     return _pair(X, y, f"{images_path} and {labels_path}")
-
-
-def one_hot(y, k=None, dtype=np.float32):
-    """Rows of a k x k identity matrix picked by integer labels.
-
-    Parameters
-    ----------
-    y : array-like of shape (n,)
-        Labels 0..k-1: integers, or floats holding whole numbers.
-    k : int, optional
-        Number of classes; by default the largest label plus one.
-    dtype : dtype
-        Type of the result.
-
-    Returns
-    -------
-    ndarray of shape (n, k) and type ``dtype``: T[i, y[i]] = 1, zero elsewhere.
-    """
-    y = np.asarray(y)
-    if y.ndim != 1 or y.dtype.kind not in "iuf":
-        raise ValueError(f"one_hot expects integer labels of shape (n,), got "
-                         f"{y.dtype} of shape {y.shape}")
-    if y.dtype.kind == "f":
-        fractional = ~np.isfinite(y) | (y != np.round(y))
-        if fractional.any():
-            raise ValueError(f"labels must be whole numbers, got {y[fractional][0]}")
-    if k is None:
-        if len(y) == 0:
-            raise ValueError("one_hot needs k when there are no labels to infer it from")
-        k = int(y.max()) + 1
-    outside = (y < 0) | (y >= k)
-    if outside.any():
-        raise ValueError(f"label {y[outside][0]} out of range: labels must be 0..{k - 1} "
-                         f"for k={k}")
-    T = np.zeros((len(y), k), dtype=dtype)
-    T[np.arange(len(y)), y.astype(np.intp)] = 1
-    return T
 
 
 def scale(X):

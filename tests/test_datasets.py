@@ -436,7 +436,7 @@ def test_one_hot():
 
 
 @pytest.mark.parametrize("y, k, message", [
-    ([0, 3], 3, "label 3 out of range: labels must be 0..2 for k=3"),
+    ([0, 3], 3, "label 3 out of range: labels must be 0..2 for 3 classes"),
     ([0, -1], None, "label -1 out of range"),
     ([0.5, 1.0], None, "labels must be whole numbers, got 0.5"),
     ([0.0, np.nan], None, "labels must be whole numbers, got nan"),
