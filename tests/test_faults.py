@@ -94,14 +94,20 @@ print(json.dumps({"stopped": stopped, "epochs": len(history.epoch),
 def interrupted(script):
     """Run ``script``, press Ctrl-C 0.3 s after it prints "epoch done", and
     return (the JSON report it prints last, seconds from Ctrl-C to its "stopped")."""
+    # Ctrl-C's default action, as in a terminal: a shell that runs the tests in
+    # the background has its children ignore SIGINT, and Python keeps that.
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True,
-                               env=dict(os.environ, NUMBA_NUM_THREADS="2"))
+                               env=dict(os.environ, NUMBA_NUM_THREADS="2"),
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout.readline() == "epoch done\n"
     time.sleep(0.3)  # into the second epoch
     process.send_signal(signal.SIGINT)
     sent = time.time()
-    out, err = process.communicate(timeout=120)
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
     assert process.returncode == 0, err
     report = json.loads(out.splitlines()[-1])
     return report, report["stopped"] - sent
