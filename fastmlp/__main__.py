@@ -13,7 +13,7 @@ import numpy as np
 
 from . import MLP, __version__, load, plots
 from .callbacks import EarlyStopping
-from .datasets import (_np_load, _pair, load_digits, load_fashion_mnist, load_idx, load_mnist,
+from .datasets import (load_array, load_digits, load_fashion_mnist, load_idx_pair, load_mnist,
                        load_mnist_pkl, load_npy, load_npz, scale)
 from .model import ACTIVATIONS, DTYPES
 from .optimizers import OPTIMIZERS, SGD, Adam
@@ -266,7 +266,7 @@ def _read_files(paths):
     images, labels = paths
     if images.lower().endswith(".npy") and labels.lower().endswith(".npy"):
         return load_npy(images, labels), None
-    return _pair(load_idx(images), load_idx(labels), f"{images} and {labels}"), None
+    return load_idx_pair(images, labels), None
 
 
 def _test_files(paths):
@@ -379,7 +379,7 @@ def _write_rows(values, f):
 def _predict(args):
     net = load(args.model)
     if args.input:
-        X = _np_load(args.input, "a .npy of inputs (n, n_features)")
+        X = load_array(args.input, "a .npy of inputs (n, n_features)")
         X = X.reshape(len(X), -1) if X.ndim > 2 else X
     else:
         X = _data_set(args)[1][0]

@@ -287,8 +287,9 @@ def load_mnist_pkl(path):
                  for (X, y), part in zip(sets, ("training", "validation", "test")))
 
 
-def _np_load(path, expected):
-    """``np.load(path, allow_pickle=False)``; errors name the file and ``expected``."""
+def load_array(path, expected="a .npy file"):
+    """``np.load(path, allow_pickle=False)``: an array from a .npy file (or the
+    archive of a .npz); errors name the file and what was ``expected``."""
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -322,7 +323,7 @@ def load_npz(path):
         lacks one of the four arrays or the lengths disagree.
     """
     expected = f"a .npz with the arrays {', '.join(NPZ_KEYS)}"
-    archive = _np_load(path, expected)
+    archive = load_array(path, expected)
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: expected {expected}, but it holds a single array")
     with archive:
@@ -358,9 +359,16 @@ def load_npy(images_path, labels_path):
         Naming the file and what was expected, when one is missing or not a
         .npy of that kind, or their lengths disagree.
     """
-    X = _np_load(images_path, "a .npy of images")
-    y = _np_load(labels_path, "a .npy of integer labels")
+    X = load_array(images_path, "a .npy of images")
+    y = load_array(labels_path, "a .npy of integer labels")
     return _pair(X, y, f"{images_path} and {labels_path}")
+
+
+def load_idx_pair(images_path, labels_path):
+    """Images and labels from two IDX files (gzipped or not), as MNIST ships them:
+    X as stored, flattened to (n, n_features); y int64 of shape (n,)."""
+    return _pair(load_idx(images_path), load_idx(labels_path),
+                 f"{images_path} and {labels_path}")
 
 
 def scale(X):

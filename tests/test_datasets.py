@@ -665,3 +665,18 @@ def test_fashion_mnist_checksums_are_those_debian_documents():
         table = dict(re.findall(r"`([\w-]+)\.gz`.*`([0-9a-f]{32})`", readme.read()))
     assert table == {stem: datasets.CHECKSUMS["fashion-mnist"][key]
                      for key, stem in IDX_FILES.items()}
+
+
+def test_load_idx_pair_reads_images_and_labels(tmp_path):
+    images = np.arange(24, dtype=np.uint8).reshape(3, 2, 4)
+    labels = np.array([2, 0, 1], dtype=np.uint8)
+    for name, a in [("images", images), ("labels", labels)]:
+        header = struct.pack(">HBB", 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape)
+        (tmp_path / name).write_bytes(header + a.tobytes())
+    X, y = datasets.load_idx_pair(tmp_path / "images", tmp_path / "labels")
+    np.testing.assert_array_equal(X, images.reshape(3, 8))
+    np.testing.assert_array_equal(y, labels)
+    assert y.dtype == np.int64
+    with pytest.raises(ValueError, match="3 images but 2 labels"):
+        (tmp_path / "short").write_bytes(struct.pack(">HBBI", 0, 0x08, 1, 2) + b"\x00\x01")
+        datasets.load_idx_pair(tmp_path / "images", tmp_path / "short")
