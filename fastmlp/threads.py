@@ -13,6 +13,7 @@ under it, and the last one out restores the limits from before, whichever
 Python thread it runs in.
 """
 
+import functools
 import numbers
 import os
 import threading
@@ -26,7 +27,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  loads SciPy's OpenBLAS so the limits reach it
 import threadpoolctl
-from threadpoolctl import threadpool_limits
 
 _default = numba.config.NUMBA_NUM_THREADS
 
@@ -73,6 +73,15 @@ def _as_blas_controller(action):
             release()
 
 
+@functools.cache
+def _blas_libraries():
+    """threadpoolctl's controller of the BLAS libraries loaded by now (SciPy's,
+    which Numba calls, is loaded above), found once: ``threadpool_limits``
+    searches the process's libraries again at every call, 0.8 ms, most of a
+    small epoch's fit (the estimators fit one epoch per call)."""
+    return threadpoolctl.ThreadpoolController()
+
+
 @contextmanager
 def _blas_threads(n):
     """Hold BLAS at n threads for the block, waiting while other Python threads
@@ -83,7 +92,7 @@ def _blas_threads(n):
         _blas_turn.wait_for(lambda: nested or _blas["users"] == 0 or _blas["threads"] == n)
         if _blas["users"] == 0:
             _blas.update(threads=n, limiter=_as_blas_controller(
-                lambda: threadpool_limits(n, user_api="blas")))
+                lambda: _blas_libraries().limit(limits=n, user_api="blas")))
         _blas["users"] += 1
     _holding.depth = getattr(_holding, "depth", 0) + 1
     try:
