@@ -28,7 +28,6 @@ kernel = numba.njit(**OPTIONS)
 vector_kernel = numba.njit(fastmath={"reassoc", "contract", "nsz"}, **OPTIONS)
 parallel_kernel = numba.njit(parallel=True, **OPTIONS)
 inline_kernel = numba.njit(inline="always", **OPTIONS)
-inline_kernel = numba.njit(inline="always", **OPTIONS)
 
 
 def cast_like(a, x):

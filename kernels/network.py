@@ -231,9 +231,9 @@ def batch_trainer(loss, rule, parallel):
         n = X.shape[0]
         n_shards = grads.shape[0]
         one, zero = cast_like(params, 1.0), cast_like(params, 0.0)
-        step_scale, decay = sgd_coefficients(params, hyper)
-        bias_decay = sgd_coefficients(params, without_l2(params, hyper))[1]
         bias_hyper = without_l2(params, hyper)
+        step_scale, decay = sgd_coefficients(params, hyper)
+        bias_decay = sgd_coefficients(params, bias_hyper)[1]
         n_blocks = update_block(sizes, -1)[0]
         total = 0.0
         correct = 0

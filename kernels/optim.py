@@ -42,8 +42,9 @@ def _shard_sum(grads, start, stop):
     return g
 
 
-# One plain loop per rule over slices, with no branch inside and coefficients
-# in the parameters' dtype, so that LLVM vectorises each.
+# One plain loop per rule over slices, with coefficients in the parameters'
+# dtype, so that LLVM vectorises each; the only branch inside, Nesterov's, is
+# the same for every j.
 
 @vector_kernel
 def _sgd(p, g, hyper):
