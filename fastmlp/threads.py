@@ -11,18 +11,16 @@ share it: those that need the count in force run together, one that needs
 another count waits until they are done. No fit sees its BLAS count change
 under it, and the last one out restores the limits from before, whichever
 Python thread it runs in.
+
+Nothing here touches the process environment or another library's settings
+outside a running fit: the limits are set on entering a fit and restored on
+leaving it.
 """
 
 import functools
 import numbers
-import os
 import threading
 from contextlib import contextmanager
-
-# Idle OpenMP threads must sleep, not spin: spinning Numba threads left over
-# from a sharded fit slowed threaded BLAS 12-fold here (benchmarks/sharding.py).
-# Read when Numba first starts its OpenMP pool, so set before that happens.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  loads SciPy's OpenBLAS so the limits reach it
