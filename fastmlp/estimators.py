@@ -2,10 +2,10 @@
 ``MLPRegressor``, with scikit-learn's constructor parameters, methods and fitted
 attributes, without importing scikit-learn.
 
-Training runs one epoch per ``MLP.fit`` call, the optimizer's state carried over
-(``resume=True``), so that the learning-rate schedules, the convergence test,
-early stopping, warm starts and ``partial_fit`` follow scikit-learn's
-``sklearn.neural_network`` estimators step for step.
+Training drives a ``fastmlp.trainer.Trainer`` one epoch at a time, so that the
+learning-rate schedules, the convergence test, early stopping, warm starts and
+``partial_fit`` follow scikit-learn's ``sklearn.neural_network`` estimators
+step for step.
 """
 
 import inspect
@@ -18,6 +18,7 @@ from scipy import sparse
 
 from . import saving
 from .model import MLP
+from .trainer import Trainer
 from .optimizers import SGD, Adam
 from ._validation import check_choice, check_dtype, check_features, check_positive, \
     check_sample_weight
@@ -416,8 +417,8 @@ class _BaseMLP:
             self.best_validation_score_, self.best_loss_ = None, np.inf
 
     def _train(self, X, T, weights, batch, validation, rs, incremental, callbacks):
-        """The epochs, as scikit-learn's ``_fit_stochastic``: one ``MLP.fit``
-        call each; loss_curve_ holds the training loss with the L2 penalty."""
+        """The epochs, as scikit-learn's ``_fit_stochastic``, on one Trainer;
+        loss_curve_ holds the training loss with the L2 penalty."""
         n = X.shape[0]
         mean_weight = 1.0 if weights is None else weights.mean()
         # scikit-learn's epoch loss adds 0.5 * alpha * ||W||^2 / (sum of the batch's
@@ -426,53 +427,58 @@ class _BaseMLP:
         schedule = self.learning_rate if self.solver == "sgd" else "constant"
         # The optimizer's state carries over between the epochs of a fit and
         # from one partial_fit (or fit) to the next partial_fit.
-        resume = incremental and self.t_ > 0
+        trainer = Trainer(self.model_, X, T, batch_size=batch, optimizer=self._optimizer,
+                          shuffle=self.shuffle,
+                          seed=rs.randint(np.iinfo(np.int32).max) if self.shuffle else None,
+                          n_threads=self.n_threads, sample_weight=weights,
+                          resume=incremental and self.t_ > 0)
+        self.model_._trainer = trainer
         self.n_iter_ = 0
         try:
-            for epoch in range(1, self.max_iter + 1):
-                squares = sum(float(np.dot(W.ravel(), W.ravel())) for W in self.coefs_)
-                history = self.model_.fit(
-                    X, T, epochs=1, batch_size=batch, lr=self._learning_rate,
-                    optimizer=self._optimizer, shuffle=self.shuffle,
-                    seed=rs.randint(np.iinfo(np.int32).max) if self.shuffle else None,
-                    verbose=0, n_threads=self.n_threads, sample_weight=weights,
-                    resume=resume or epoch > 1)
-                if history.interrupted:  # Ctrl-C: fit has warned and kept its updates
-                    break
-                self.n_iter_ += 1
-                self.t_ += n
-                self.loss_ = history["loss"][0] * self._loss_scale() + penalty * squares
-                self.loss_curve_.append(self.loss_)
-                metrics = {"loss": self.loss_}
-                if validation[0] is not None:
-                    metrics["val_loss"], metrics["val_score"] = self._validate(*validation)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                self._update_no_improvement_count(metrics)
-                if schedule == "invscaling":
-                    self._learning_rate = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-                stop = any([callback(self, epoch, dict(metrics)) for callback in callbacks])
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = ("Validation score" if self.early_stopping else "Training loss")
-                    message = (f"{what} did not improve more than tol={self.tol} for "
-                               f"{self.n_iter_no_change} consecutive epochs.")
-                    if schedule == "adaptive" and self._learning_rate > 1e-6:
-                        self._learning_rate /= 5.0
-                        self._no_improvement_count = 0
-                        if self.verbose:
-                            print(f"{message} Setting learning rate to {self._learning_rate}")
-                    else:
-                        if self.verbose:
-                            print(f"{message} Stopping.")
+            with trainer.running():
+                for epoch in range(1, self.max_iter + 1):
+                    squares = sum(float(np.dot(W.ravel(), W.ravel())) for W in self.coefs_)
+                    result = trainer.epoch(self._learning_rate)
+                    if result.interrupted:  # Ctrl-C: the trainer has warned, the updates stay
                         break
-                if stop or incremental:
-                    break
-                if epoch == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                  "reached and the optimization hasn't converged yet.",
-                                  _sklearn_class(ConvergenceWarning))
-        except FloatingPointError as err:  # divergence: fit kept the last finite parameters
+                    self.n_iter_ += 1
+                    self.t_ += n
+                    self.loss_ = result.loss * self._loss_scale() + penalty * squares
+                    self.loss_curve_.append(self.loss_)
+                    metrics = {"loss": self.loss_}
+                    if validation[0] is not None:
+                        metrics["val_loss"], metrics["val_score"] = self._validate(*validation)
+                    if self.verbose:
+                        print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                    self._update_no_improvement_count(metrics)
+                    if schedule == "invscaling":
+                        self._learning_rate = (self.learning_rate_init
+                                               / (self.t_ + 1) ** self.power_t)
+                    stop = any([callback(self, epoch, dict(metrics)) for callback in callbacks])
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        what = ("Validation score" if self.early_stopping else "Training loss")
+                        message = (f"{what} did not improve more than tol={self.tol} for "
+                                   f"{self.n_iter_no_change} consecutive epochs.")
+                        if schedule == "adaptive" and self._learning_rate > 1e-6:
+                            self._learning_rate /= 5.0
+                            self._no_improvement_count = 0
+                            if self.verbose:
+                                print(f"{message} Setting learning rate to "
+                                      f"{self._learning_rate}")
+                        else:
+                            if self.verbose:
+                                print(f"{message} Stopping.")
+                            break
+                    if stop or incremental:
+                        break
+                    if epoch == self.max_iter:
+                        warnings.warn(f"Stochastic Optimizer: Maximum iterations "
+                                      f"({self.max_iter}) reached and the optimization hasn't "
+                                      "converged yet.", _sklearn_class(ConvergenceWarning))
+        except FloatingPointError as err:  # the trainer kept the last finite parameters
             raise ValueError(f"Solver produced non-finite parameter weights: {err}") from err
+        finally:
+            trainer.release()
         if self.early_stopping:
             self.model_.params[...] = self._best_params
 

@@ -1,17 +1,15 @@
 """The multilayer perceptron: its parameters, and fit / predict / evaluate."""
 
-import time
 import warnings
 
 import numpy as np
 
-from . import kernels, threads
-from ._interrupt import DeferredInterrupt
+from . import kernels
 from .callbacks import check_callbacks
-from .optimizers import SGD, check_optimizer
 from .progress import EpochProgress
+from .trainer import Trainer, scorer
 from ._validation import (check_choice, check_dtype, check_features, check_finite_result,
-                          check_positive, check_sample_weight, check_targets)
+                          check_positive, check_targets)
 
 ACTIVATIONS = {
     "identity": kernels.IDENTITY,
@@ -40,8 +38,6 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 
 # Samples per block when predicting or evaluating: bounds the scratch memory.
 BLOCK_ROWS = 4096
-# Seconds of compiled work between two returns to Python during fit.
-CHUNK_SECONDS = 0.2
 
 
 class History:
@@ -209,20 +205,9 @@ class MLP:
             total += value
             correct += c
         value = total / X.shape[0]
-        score = self._metric(metric, value, correct, T)
+        score = scorer(metric, T)(value, correct)
         check_finite_result("the loss", self.dtype, value, score)
         return value, score
-
-    @staticmethod
-    def _metric(metric, value, correct, T, weights=None):
-        """Accuracy (the share of correct rows), or R^2 from the (weighted) mean
-        half squared error ``value``: 1 - SSE / total sum of squares."""
-        if metric == "accuracy":
-            return correct / T.shape[0]
-        w = np.ones(T.shape[0]) if weights is None else weights.astype(np.float64)
-        mean = np.average(T, axis=0, weights=w)
-        sst = (w[:, None] * (T - mean) ** 2).sum()
-        return 1.0 - 2.0 * value * w.sum() / sst if sst > 0 else 0.0
 
     def evaluate(self, X, y):
         """(mean loss, accuracy) on (X, y); for regression targets the second
@@ -268,41 +253,6 @@ class MLP:
         back with ``fastmlp.load``. See fastmlp.saving."""
         from .saving import save  # saving imports this module
         save(self, path)
-
-    def _stepper(self, optimizer, batch, n_shards, gather, weights, state):
-        """A function running minibatches first..stop-1 of an epoch, with its
-        buffers; ``done`` counts the updates before this call, ``state`` is the
-        optimizer's (2, n_params)."""
-        hidden, output, loss = self._codes
-        if batch == 1 and optimizer == SGD() and weights is None:
-            work = self._work(1)
-
-            def step(X, T, order, first, stop, lr, done):
-                return kernels.train_samples(self.params, work, self._sizes, hidden, output,
-                                             loss, X, T, order, first, stop, lr)
-            return step
-        rows = -(-batch // n_shards)
-        work = np.empty((n_shards, kernels.work_size(self._sizes, rows, gather)), self.dtype)
-        grads = np.empty((n_shards, self.params.size), self.dtype)
-        stats = np.empty((n_shards, 2))
-        train = kernels.batch_trainer(loss, optimizer.rule, n_shards > 1)
-
-        def step(X, T, order, first, stop, lr, done):
-            hyper = tuple(self.dtype.type(h) for h in optimizer.hyper(lr))
-            return train(self.params, state, grads, work, stats, rows, self._sizes, hidden, output,
-                         X, T, weights, order, gather, batch, first, stop, hyper, done)
-        return step
-
-    def _optimizer_state(self, optimizer, resume):
-        """(state (2, n_params), update count) to start a fit with: zeros and 0,
-        or those the previous fit left when ``resume``."""
-        previous = getattr(self, "_state", None)
-        if resume and previous is not None:
-            if previous[0] != optimizer:
-                raise ValueError(f"resume needs the optimizer of the previous fit, "
-                                 f"{previous[0]!r}; got {optimizer!r}")
-            return previous[1], previous[2]
-        return np.zeros((2, self.params.size), self.dtype), 0
 
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
             seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
@@ -357,125 +307,56 @@ class MLP:
         The training metrics of an epoch are averages over its batches, each
         taken before that batch's update.
         """
-        X, T, metric = self._data(X, y)
         check_positive("epochs", epochs, integer=True, allow_zero=True)
         if not callable(lr):
             check_positive("lr", lr)
         schedule = lr if callable(lr) else (lambda epoch: lr)
-        optimizer = check_optimizer(optimizer)
-        weights = None if sample_weight is None else check_sample_weight(
-            sample_weight, X.shape[0], self.dtype)
-        validation, X, T, weights = self._validation(validation_data, validation_split,
-                                                     X, T, weights)
         callbacks = check_callbacks(callbacks)
         check_choice("on_divergence", on_divergence, ("raise", "warn"))
-        n = X.shape[0]
-        batch = n if batch_size is None else min(check_positive("batch_size", batch_size,
-                                                                integer=True), n)
-        n_threads = threads.check_threads(n_threads)
-        state, updates = self._optimizer_state(optimizer, resume)
-        n_shards = n_threads if shards and batch > 1 else 1
+        trainer = Trainer(self, X, y, batch_size=batch_size, optimizer=optimizer,
+                          shuffle=shuffle, seed=seed, n_threads=n_threads, shards=shards,
+                          sample_weight=sample_weight, validation_data=validation_data,
+                          validation_split=validation_split, resume=resume)
+        self._trainer = trainer
         if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
-        rng = self._rng if seed is None else np.random.default_rng(seed)
-        shuffle = shuffle and batch < n
-        step = self._stepper(optimizer, batch, n_shards, shuffle, weights, state)
-        n_batches = -(-n // batch)
-        mass = float(n if weights is None else weights.sum(dtype=np.float64))
-        order = np.arange(n)
-        progress = EpochProgress(verbose, epochs, n)
+        metric = trainer.metric
+        progress = EpochProgress(verbose, epochs, trainer.n)
         history = History()
-        last_finite = np.empty_like(self.params)
+
+        def show(done, total, correct):
+            progress.update(done, {"loss": total / done, "accuracy": correct / done}
+                            if metric == "accuracy" else {"loss": total / done})
+
         for callback in callbacks:
             callback.on_train_begin(self)
-        with threads.using(n_threads, 1 if n_shards > 1 else n_threads), \
-                DeferredInterrupt() as interrupt:
-            for epoch in range(1, epochs + 1):
-                epoch_lr = self.dtype.type(check_positive(f"lr of epoch {epoch}",
-                                                          schedule(epoch)))
-                if shuffle:
-                    order = rng.permutation(n)
-                progress.start(epoch)
-                total, correct = 0.0, 0
-                for stop, value, c in self._chunks(step, X, T, order, n_batches, epoch_lr,
-                                                   updates, last_finite):
-                    if not (np.isfinite(value) and np.isfinite(self.params).all()):
+        try:
+            with trainer.running():
+                for epoch in range(1, epochs + 1):
+                    epoch_lr = check_positive(f"lr of epoch {epoch}", schedule(epoch))
+                    progress.start(epoch)
+                    try:
+                        result = trainer.epoch(epoch_lr, on_chunk=show)
+                    except FloatingPointError as error:
                         progress.end({})
-                        return self._diverged(history, last_finite, epoch, epoch_lr,
-                                              on_divergence)
-                    total += value
-                    correct += c
-                    done = min(stop * batch, n)
-                    progress.update(done, {"loss": total / done, "accuracy": correct / done}
-                                    if metric == "accuracy" else {"loss": total / done})
-                    self._state = (optimizer, state, updates + stop)
-                    if interrupt.requested:
+                        if on_divergence == "raise":
+                            raise
+                        warnings.warn(str(error), RuntimeWarning, stacklevel=2)
+                        return history
+                    if result.interrupted:
                         progress.end({})
-                        warnings.warn(f"training interrupted in epoch {epoch}, after {stop} of "
-                                      f"{n_batches} batches: the model keeps every update "
-                                      "made", RuntimeWarning, stacklevel=2)
                         history.interrupted = True
                         return history
-                updates += n_batches
-                logs = {"loss": total / mass,
-                        metric: self._metric(metric, total / mass, correct, T, weights)}
-                if validation is not None:
-                    logs["val_loss"], logs["val_" + metric] = self._evaluate(*validation, metric)
-                history.append(epoch, **logs)
-                progress.end(logs)
-                if any([callback(self, epoch, logs) for callback in callbacks]):
-                    break
+                    logs = {"loss": result.loss, metric: result.score}
+                    if trainer.validation is not None:
+                        logs["val_loss"], logs["val_" + metric] = self._evaluate(
+                            *trainer.validation, metric)
+                    history.append(epoch, **logs)
+                    progress.end(logs)
+                    if any([callback(self, epoch, logs) for callback in callbacks]):
+                        break
+        finally:
+            trainer.release()
         for callback in callbacks:
             callback.on_train_end(self)
         return history
-
-    def _chunks(self, step, X, T, order, n_batches, lr, updates, last_finite):
-        """Run an epoch's batches in compiled calls of about CHUNK_SECONDS each,
-        copying the parameters into ``last_finite`` before each; yields
-        (batches done, loss sum, n_correct) of each call."""
-        first, chunk = 0, 1
-        while first < n_batches:
-            stop = min(first + chunk, n_batches)
-            np.copyto(last_finite, self.params)
-            start = time.perf_counter()
-            value, correct = step(X, T, order, first, stop, lr, updates)
-            per_batch = (time.perf_counter() - start) / (stop - first)
-            chunk = max(1, min(4 * chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
-            first = stop
-            yield stop, value, correct
-
-    def _diverged(self, history, last_finite, epoch, lr, on_divergence):
-        """Restore the last finite parameters, forget the optimizer state, and
-        raise or warn; returns the history for "warn"."""
-        np.copyto(self.params, last_finite)
-        self._state = None
-        message = (f"training diverged in epoch {epoch}: the loss or the parameters became "
-                   f"NaN or infinite at learning rate {lr:g}; try a smaller learning rate. "
-                   "The model keeps its last finite parameters.")
-        if on_divergence == "raise":
-            raise FloatingPointError(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-        return history
-
-    def _validation(self, validation_data, validation_split, X, T, weights):
-        """((X_val, T_val) or None, and the training X, T, weights): the
-        validation data given, or the last ``validation_split`` of X, T."""
-        check_positive("validation_split", validation_split, allow_zero=True)
-        if validation_split == 0:
-            if validation_data is None:
-                return None, X, T, weights
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, y_val), got a "
-                                 f"{type(validation_data).__name__}")
-            return self._data(*validation_data)[:2], X, T, weights
-        if validation_data is not None:
-            raise ValueError("give validation_data or validation_split, not both")
-        n_train = X.shape[0] - int(round(validation_split * X.shape[0]))
-        if not 0 < n_train < X.shape[0]:
-            raise ValueError(f"validation_split {validation_split} of {X.shape[0]} samples "
-                             "leaves no training or no validation sample")
-        if weights is not None:
-            weights = weights[:n_train]
-            if not np.any(weights > 0):
-                raise ValueError("sample_weight is zero for every training sample")
-        return (X[n_train:], T[n_train:]), X[:n_train], T[:n_train], weights

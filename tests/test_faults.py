@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastmlp
+from fastmlp.trainer import Trainer
 
 
 def diverging_problem():
@@ -23,13 +24,17 @@ def diverging_problem():
 def snapshot_each_chunk(net, monkeypatch):
     """Record the parameters after every compiled chunk of fit."""
     seen = []
-    chunks = fastmlp.MLP._chunks
+    compiled_step = Trainer._compiled_step
 
-    def recording(self, *args):
-        for item in chunks(self, *args):
-            seen.append(self.params.copy())
-            yield item
-    monkeypatch.setattr(fastmlp.MLP, "_chunks", recording)
+    def recording(self):
+        step = compiled_step(self)
+
+        def recorded(*args):
+            result = step(*args)
+            seen.append(self.model.params.copy())
+            return result
+        return recorded
+    monkeypatch.setattr(Trainer, "_compiled_step", recording)
     return seen
 
 
@@ -80,13 +85,13 @@ with warnings.catch_warnings(record=True) as caught:
     history = net.fit(X, y, epochs=1000, batch_size=128, verbose=0, optimizer="adam",
                       callbacks=[started])
 stopped = time.time()
-optimizer, state, updates = net._state
+updates = net._trainer.updates
 before = net.params.copy()
 net.fit(X[:1000], y[:1000], epochs=1, batch_size=128, verbose=0, optimizer="adam", resume=True)
 print(json.dumps({"stopped": stopped, "epochs": len(history.epoch),
                   "warnings": [str(w.message) for w in caught],
                   "finite": bool(np.isfinite(before).all()), "updates": updates,
-                  "after_resume": net._state[2],
+                  "after_resume": net._trainer.updates,
                   "predicts": int(net.predict(X[:5]).shape[0])}))
 """
 

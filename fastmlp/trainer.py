@@ -1,0 +1,226 @@
+"""The training session under ``MLP.fit`` and the scikit-learn estimators.
+
+A ``Trainer`` validates the data once, allocates the work, gradient and
+optimizer-state buffers once, owns the generator, the sample order, the update
+count and the last finite parameters, chooses the compiled path in one place,
+and runs epochs on demand. ``MLP.fit`` loops over its epochs with progress,
+callbacks and divergence handling; the estimators drive it with scikit-learn's
+schedules. A fit with ``resume=True`` starts from the previous fit's Trainer:
+its optimizer state and update count carry over.
+"""
+
+import time
+import warnings
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+
+from . import kernels, threads
+from ._interrupt import DeferredInterrupt
+from ._validation import check_positive, check_sample_weight
+from .optimizers import SGD, check_optimizer
+
+# Seconds of compiled work between two returns to Python.
+CHUNK_SECONDS = 0.2
+
+
+class EpochResult(NamedTuple):
+    """loss: mean loss of the epoch's samples (weighted when sample weights are
+    given), each taken before its batch's update; score: accuracy or R^2 from
+    the same pass; interrupted: Ctrl-C ended the epoch early (loss and score
+    are then NaN)."""
+    loss: float
+    score: float
+    interrupted: bool
+
+
+def scorer(metric, T, weights=None):
+    """A function (mean loss, n_correct) -> score for targets T (n, k):
+    accuracy, the share of correct rows; or R^2 from the (weighted) mean half
+    squared error, 1 - SSE / total sum of squares (pooled over the outputs)."""
+    n = T.shape[0]
+    if metric == "accuracy":
+        return lambda value, correct: correct / n
+    w = np.ones(n) if weights is None else weights.astype(np.float64)
+    sst = float((w[:, None] * (T - np.average(T, axis=0, weights=w)) ** 2).sum())
+    mass = float(w.sum())
+    return lambda value, correct: 1.0 - 2.0 * value * mass / sst if sst > 0 else 0.0
+
+
+class Trainer:
+    """A training session of ``model`` on X (n, sizes[0]) and y; the
+    parameters mean what they do in ``MLP.fit``.
+
+    Attributes
+    ----------
+    X, T : the training inputs (n, sizes[0]) and targets (n, sizes[-1]) as
+        validated, in the model's dtype (validation rows split off).
+    validation : (X_val, T_val), or None.
+    metric : "accuracy" or "r2".
+    updates : optimizer steps taken, counting those of resumed fits.
+    epochs_run : epochs this Trainer has run.
+    """
+
+    def __init__(self, model, X, y, *, batch_size=32, optimizer="sgd", shuffle=True, seed=None,
+                 n_threads=None, shards=False, sample_weight=None, validation_data=None,
+                 validation_split=0.0, resume=False):
+        self.model = model
+        X, T, self.metric = model._data(X, y)
+        self.optimizer = check_optimizer(optimizer)
+        weights = None if sample_weight is None else check_sample_weight(
+            sample_weight, X.shape[0], model.dtype)
+        self.validation, X, T, weights = self._split(validation_data, validation_split,
+                                                     X, T, weights)
+        self.X, self.T, self.weights = X, T, weights
+        self.n = n = X.shape[0]
+        self.batch = n if batch_size is None else min(
+            check_positive("batch_size", batch_size, integer=True), n)
+        self.n_threads = threads.check_threads(n_threads)
+        self.n_shards = self.n_threads if shards and self.batch > 1 else 1
+        self.shuffle = shuffle and self.batch < n
+        self.rng = model._rng if seed is None else np.random.default_rng(seed)
+        self.n_batches = -(-n // self.batch)
+        self.mass = float(n if weights is None else weights.sum(dtype=np.float64))
+        self.score = scorer(self.metric, T, weights)
+        self.order = np.arange(n)
+        self.epochs_run = 0
+        self.last_finite = np.empty_like(model.params)
+        previous = getattr(model, "_trainer", None) if resume else None
+        if previous is not None and previous.optimizer != self.optimizer:
+            raise ValueError(f"resume needs the optimizer of the previous fit, "
+                             f"{previous.optimizer!r}; got {self.optimizer!r}")
+        if previous is None:
+            self.state = np.zeros((2, model.params.size), model.dtype)
+            self.updates, self._chunk = 0, 1
+        else:
+            self.state, self.updates, self._chunk = previous.state, previous.updates, \
+                previous._chunk
+        self._interrupt = None
+        self._step = self._compiled_step()
+
+    def _split(self, validation_data, validation_split, X, T, weights):
+        """((X_val, T_val) or None, and the training X, T, weights): the
+        validation data given, or the last ``validation_split`` of X, T."""
+        check_positive("validation_split", validation_split, allow_zero=True)
+        if validation_split == 0:
+            if validation_data is None:
+                return None, X, T, weights
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val), got a "
+                                 f"{type(validation_data).__name__}")
+            return self.model._data(*validation_data)[:2], X, T, weights
+        if validation_data is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+        n_train = X.shape[0] - int(round(validation_split * X.shape[0]))
+        if not 0 < n_train < X.shape[0]:
+            raise ValueError(f"validation_split {validation_split} of {X.shape[0]} samples "
+                             "leaves no training or no validation sample")
+        if weights is not None:
+            weights = weights[:n_train]
+            if not np.any(weights > 0):
+                raise ValueError("sample_weight is zero for every training sample")
+        return (X[n_train:], T[n_train:]), X[:n_train], T[:n_train], weights
+
+    def _compiled_step(self):
+        """The compiled path, chosen once: a function (first, stop, lr, hyper,
+        done) running batches first..stop-1 of the epoch in ``self.order``, the
+        optimizer having made ``done`` updates before the epoch, and
+        returning (loss sum, n_correct). Batches of one sample with plain SGD
+        take the per-sample loop; every other batch takes the batch trainer,
+        which writes a plain SGD step straight into the weights when the batch
+        runs as one shard."""
+        model, sizes = self.model, self.model._sizes
+        hidden, output, loss = model._codes
+        X, T, weights = self.X, self.T, self.weights
+        if self.batch == 1 and self.optimizer == SGD() and weights is None:
+            work = model._work(1)
+
+            def step(first, stop, lr, hyper, done):
+                return kernels.train_samples(model.params, work, sizes, hidden, output, loss,
+                                             X, T, self.order, first, stop, lr)
+            return step
+        rows = -(-self.batch // self.n_shards)
+        work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.shuffle)),
+                        model.dtype)
+        grads = np.empty((self.n_shards, model.params.size), model.dtype)
+        stats = np.empty((self.n_shards, 2))
+        train = kernels.batch_trainer(loss, self.optimizer.rule, self.n_shards > 1)
+        params, state, batch, gather = model.params, self.state, self.batch, self.shuffle
+
+        def step(first, stop, lr, hyper, done):
+            return train(params, state, grads, work, stats, rows, sizes, hidden, output,
+                         X, T, weights, self.order, gather, batch, first, stop, hyper, done)
+        return step
+
+    @contextmanager
+    def running(self):
+        """Hold the thread counts for a run of epochs, and defer Ctrl-C to the
+        end of the running chunk."""
+        with threads.using(self.n_threads, 1 if self.n_shards > 1 else self.n_threads), \
+                DeferredInterrupt() as interrupt:
+            self._interrupt = interrupt
+            try:
+                yield self
+            finally:
+                self._interrupt = None
+
+    def epoch(self, lr, on_chunk=None):
+        """One pass over the training data at learning rate ``lr``; returns an
+        EpochResult.
+
+        The batches run in compiled chunks of about CHUNK_SECONDS; after each,
+        ``on_chunk(samples done, loss sum, n_correct)`` is called when given.
+        Ctrl-C ends the epoch after the running chunk, with a RuntimeWarning.
+        When the loss or the parameters stop being finite, the parameters go
+        back to those before the chunk, the optimizer state is forgotten, and
+        FloatingPointError is raised.
+        """
+        if self._interrupt is None:
+            with self.running():
+                return self.epoch(lr, on_chunk)
+        dtype = self.model.dtype.type
+        self.epochs_run += 1
+        lr = dtype(lr)
+        hyper = tuple(dtype(h) for h in self.optimizer.hyper(lr))
+        if self.shuffle:
+            self.order = self.rng.permutation(self.n)
+        params, start_updates = self.model.params, self.updates
+        total, correct, first = 0.0, 0, 0
+        while first < self.n_batches:
+            stop = min(first + self._chunk, self.n_batches)
+            np.copyto(self.last_finite, params)
+            started = time.perf_counter()
+            value, c = self._step(first, stop, lr, hyper, start_updates)
+            per_batch = (time.perf_counter() - started) / (stop - first)
+            self._chunk = max(1, min(4 * self._chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
+            if not (np.isfinite(value) and np.isfinite(params).all()):
+                self._diverged(lr)
+            total += value
+            correct += c
+            first = stop
+            self.updates = start_updates + stop
+            if on_chunk is not None:
+                on_chunk(min(stop * self.batch, self.n), total, correct)
+            if self._interrupt.requested:
+                warnings.warn(f"training interrupted in epoch {self.epochs_run}, after {stop} "
+                              f"of {self.n_batches} batches: the model keeps every update made",
+                              RuntimeWarning, stacklevel=3)
+                return EpochResult(np.nan, np.nan, True)
+        loss = total / self.mass
+        return EpochResult(loss, self.score(loss, correct), False)
+
+    def _diverged(self, lr):
+        np.copyto(self.model.params, self.last_finite)
+        self.state.fill(0)
+        self.updates = 0
+        raise FloatingPointError(
+            f"training diverged in epoch {self.epochs_run}: the loss or the parameters became "
+            f"NaN or infinite at learning rate {lr:g}; try a smaller learning rate. "
+            "The model keeps its last finite parameters.")
+
+    def release(self):
+        """Drop the data and the work buffers, keeping what a resumed fit
+        needs: the optimizer, its state and the update count."""
+        self.X = self.T = self.weights = self.validation = None
+        self._step = self.score = self.order = self.last_finite = None
