@@ -11,6 +11,7 @@ step for step.
 import inspect
 import math
 import numbers
+import sys
 import warnings
 
 import numpy as np
@@ -47,14 +48,14 @@ class NotFittedError(ValueError, AttributeError):
 
 
 def _sklearn_class(own):
-    """scikit-learn's class of the same name as ``own`` when scikit-learn is
-    installed, else ``own``. Users of scikit-learn filter its warnings and catch
-    its NotFittedError, and its estimator checks expect them; it is imported
-    here, on the path of a warning or an error only, so it stays optional."""
-    try:
-        import sklearn.exceptions
-    except ImportError:
+    """scikit-learn's class of the same name as ``own`` when the program has
+    imported scikit-learn, else ``own``. Users of scikit-learn filter its
+    warnings and catch its NotFittedError, and its estimator checks expect
+    them; a program that has not imported scikit-learn cannot name them, and
+    does not pay its import (1.3 s) for the first warning."""
+    if "sklearn" not in sys.modules:
         return own
+    import sklearn.exceptions
     return getattr(sklearn.exceptions, own.__name__)
 
 

@@ -6,13 +6,13 @@ backward pass needs no copy of the pre-activation ``Z``.
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import helper, kernel
 
 IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU = range(5)
 LEAKY_SLOPE = 0.01
 
 
-@kernel
+@helper
 def sigmoid(z):
     """Logistic function of one scalar, without overflow for any finite z."""
     if z >= 0:

@@ -12,13 +12,13 @@ matrix: one-hot or probability rows, 0/1 values, or regression targets.
 
 import numpy as np
 
-from ._jit import inline_kernel, kernel
+from ._jit import helper, inline_kernel, kernel
 from .activations import activation_backward, sigmoid
 
 SOFTMAX_CROSS_ENTROPY, BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR = range(3)
 
 
-@kernel
+@helper
 def row_weight(scale, weights, i):
     """The weight of row i: scale * weights[i], or scale when weights is None."""
     if weights is None:

@@ -15,7 +15,7 @@ import functools
 import numpy as np
 from numba import prange
 
-from ._jit import cast_like, inline_kernel, kernel, parallel_kernel, vector_kernel
+from ._jit import cast_like, helper, inline_kernel, kernel, parallel_kernel, vector_kernel
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
@@ -26,7 +26,7 @@ from .optim import SGD, optimizer_update, sgd_coefficients, without_l2
 UPDATE_BLOCK = 4096
 
 
-@kernel
+@helper
 def param_offset(sizes, l):
     """Start of layer l's (W, b) block in the flat buffer; l = n_layers gives its length."""
     start = 0
@@ -35,7 +35,7 @@ def param_offset(sizes, l):
     return start
 
 
-@kernel
+@helper
 def layer_params(params, sizes, l):
     """Views (W, b) of layer l: W (sizes[l], sizes[l + 1]), b (sizes[l + 1],)."""
     start = param_offset(sizes, l)
@@ -44,7 +44,7 @@ def layer_params(params, sizes, l):
     return params[start:mid].reshape((fan_in, fan_out)), params[mid:mid + fan_out]
 
 
-@kernel
+@helper
 def update_block(sizes, k):
     """Block k of the update loop as (start, stop, is_weights): the flat buffer
     cut into runs of at most UPDATE_BLOCK parameters, none straddling a W and
@@ -63,7 +63,7 @@ def update_block(sizes, k):
     return count, 0, False
 
 
-@kernel
+@helper
 def work_size(sizes, rows, gather):
     """Length of the ``work`` buffer for batches of up to ``rows`` samples."""
     width = 0
@@ -74,12 +74,12 @@ def work_size(sizes, rows, gather):
     return rows * width
 
 
-@kernel
+@helper
 def _block(work, start, n, m):
     return work[start:start + n * m].reshape((n, m))
 
 
-@kernel
+@helper
 def _activation(work, sizes, rows, l, n):
     """A_l (n, sizes[l]) for l >= 1, inside ``work`` laid out for ``rows`` samples."""
     start = 0
@@ -88,7 +88,7 @@ def _activation(work, sizes, rows, l, n):
     return _block(work, start, n, sizes[l])
 
 
-@kernel
+@helper
 def _delta(work, sizes, rows, l, n):
     """dZ_l (n, sizes[l]) for l >= 1."""
     start = 0
@@ -99,7 +99,7 @@ def _delta(work, sizes, rows, l, n):
     return _block(work, start, n, sizes[l])
 
 
-@kernel
+@helper
 def _copy_rows(out, A, order, start):
     """out[r] = A[order[start + r]] for every row r of out (n, m), element by
     element: row assignment would compile Numba's shape-mismatch message, a
@@ -111,7 +111,7 @@ def _copy_rows(out, A, order, start):
             out[r, j] = row[j]
 
 
-@kernel
+@helper
 def _gathered(work, sizes, rows, X, T, weights, order, start, n):
     """Rows order[start:start + n] of X, T and weights (None or (n_samples,)),
     copied into the batch buffers at the end of ``work``: returns Xb (n, sizes[0]),

@@ -8,12 +8,12 @@ trainer penalises weights only: it updates biases with ``without_l2(hyper)``.
 
 import numpy as np
 
-from ._jit import cast_like, inline_kernel, kernel, vector_kernel
+from ._jit import cast_like, helper, inline_kernel, kernel, vector_kernel
 
 SGD, MOMENTUM, NESTEROV, ADAM = range(4)
 
 
-@kernel
+@helper
 def sgd_coefficients(params, hyper):
     """(alpha, beta) of the SGD rule written as params = beta * params + alpha * g,
     in the parameters' dtype: alpha = -lr, beta = 1 - lr * (l2 + weight_decay).
@@ -23,7 +23,7 @@ def sgd_coefficients(params, hyper):
     return cast_like(params, -lr), cast_like(params, 1.0 - lr * (l2 + weight_decay))
 
 
-@kernel
+@helper
 def without_l2(params, hyper):
     """``hyper`` with the L2 penalty zero, for the biases, which L2 leaves alone
     (as scikit-learn and Keras' kernel regularizers do)."""
