@@ -316,7 +316,8 @@ class MLP:
         trainer = Trainer(self, X, y, batch_size=batch_size, optimizer=optimizer,
                           shuffle=shuffle, seed=seed, n_threads=n_threads, shards=shards,
                           sample_weight=sample_weight, validation_data=validation_data,
-                          validation_split=validation_split, resume=resume)
+                          validation_split=validation_split, resume=resume,
+                          verbose=verbose)
         self._trainer = trainer
         if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0

@@ -9,6 +9,7 @@ schedules. A fit with ``resume=True`` starts from the previous fit's Trainer:
 its optimizer state and update count carry over.
 """
 
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ from .optimizers import SGD, check_optimizer
 
 # Seconds of compiled work between two returns to Python.
 CHUNK_SECONDS = 0.2
+# A first compiled call still running after this many seconds is compiling:
+# verbose fits say so.
+COMPILE_NOTICE_SECONDS = 0.5
 
 
 class EpochResult(NamedTuple):
@@ -64,8 +68,9 @@ class Trainer:
 
     def __init__(self, model, X, y, *, batch_size=32, optimizer="sgd", shuffle=True, seed=None,
                  n_threads=None, shards=False, sample_weight=None, validation_data=None,
-                 validation_split=0.0, resume=False):
+                 validation_split=0.0, resume=False, verbose=0):
         self.model = model
+        self.verbose = verbose
         X, T, self.metric = model._data(X, y)
         self.optimizer = check_optimizer(optimizer)
         weights = None if sample_weight is None else check_sample_weight(
@@ -191,7 +196,10 @@ class Trainer:
             stop = min(first + self._chunk, self.n_batches)
             np.copyto(self.last_finite, params)
             started = time.perf_counter()
-            value, c = self._step(first, stop, lr, hyper, start_updates)
+            if self.epochs_run == 1 and first == 0:
+                value, c = self._first_call(stop, lr, hyper, start_updates)
+            else:
+                value, c = self._step(first, stop, lr, hyper, start_updates)
             per_batch = (time.perf_counter() - started) / (stop - first)
             self._chunk = max(1, min(4 * self._chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
             if not (np.isfinite(value) and np.isfinite(params).all()):
@@ -209,6 +217,22 @@ class Trainer:
                 return EpochResult(np.nan, np.nan, True)
         loss = total / self.mass
         return EpochResult(loss, self.score(loss, correct), False)
+
+    def _first_call(self, stop, lr, hyper, done):
+        """The Trainer's first compiled call, which compiles its kernels or loads
+        them from Numba's disk cache; under ``verbose`` a call still running
+        after COMPILE_NOTICE_SECONDS prints one line saying what compiles."""
+        if not self.verbose:
+            return self._step(0, stop, lr, hyper, done)
+        notice = threading.Timer(COMPILE_NOTICE_SECONDS, print, [
+            f"fastmlp: compiling the training loop for {self.model.dtype}, "
+            f"{self.model.loss} and {type(self.optimizer).__name__} (once: later runs load "
+            "it from Numba's cache)"], {"flush": True})
+        notice.start()
+        try:
+            return self._step(0, stop, lr, hyper, done)
+        finally:
+            notice.cancel()
 
     def _diverged(self, lr):
         np.copyto(self.model.params, self.last_finite)

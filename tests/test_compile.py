@@ -55,3 +55,25 @@ def test_serial_and_parallel_train_batches_are_cached_apart(tmp_path):
 def test_a_fit_compiles_only_its_loss_and_rule(tmp_path):
     # Sharded, the update loop runs (unsharded plain SGD writes its step in place).
     assert run(tmp_path, "shards")[1] == ["softmax_cross_entropy", "_sgd"]
+
+
+NOTICE_SCRIPT = """
+import numpy as np
+import fastmlp
+rng = np.random.default_rng(0)
+X, y = rng.random((64, 20), dtype=np.float32), rng.integers(0, 3, 64)
+for verbose in (2, 0):
+    fastmlp.MLP((20, 8, 3), seed=0).fit(X, y, epochs=1, batch_size=16, verbose=verbose)
+"""
+
+
+def test_a_verbose_first_fit_says_it_compiles_once(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", NOTICE_SCRIPT], env=env, capture_output=True,
+                           text=True, timeout=600, check=True).stdout for _ in range(2)]
+    notices = [[line for line in out.splitlines() if line.startswith("fastmlp: compiling")]
+               for out in runs]
+    assert notices[0] == ["fastmlp: compiling the training loop for float32, "
+                          "softmax_cross_entropy and SGD (once: later runs load it from "
+                          "Numba's cache)"]
+    assert notices[1] == []  # loaded from the cache
