@@ -1,200 +1,254 @@
-"""fastmlp against its peers: samples/s of one training epoch, same run, same machine.
+"""fastmlp against its peers and the GEMM floor: samples/s of one training epoch.
 
-    python benchmarks/compare.py [--batch-sizes 1 16 128 512] [--repeats 5] [--threads 2]
+    python benchmarks/compare.py [--data pixels standardized] [--threads 2]
+        [--batch-sizes 1 16 32 128 200 512] [--repeats 5] [--only fastmlp,jax]
+        [--samples N]
 
-The 784-256-128-10 relu net, float32, Fashion-MNIST training set scaled to
-[0, 1], plain SGD (lr 0.01, no momentum), softmax cross-entropy. Each
-implementation runs in a process of its own (as asv runs each benchmark:
-no library's thread pools, BLAS or allocator state reach another's), one
-warm-up epoch (compilation excluded), then ``--repeats`` timed epochs, the
-implementations alternating within each repeat so that machine noise hits
-them alike, each after a pause that lets the previous one's idle BLAS and
-OpenMP threads stop spinning (they would take the cores from the next); the
-table gives medians.
-Slow cases train on a prefix of the data (samples/s stays comparable). Also
-measured in the same run: the machine's float32 GEMM rate with NumPy, against
-which fastmlp's achieved GFLOP/s is set.
+The 784-256-128-10 relu net, float32, softmax cross-entropy, plain SGD (lr
+0.01, no momentum, no penalty), on the Fashion-MNIST training set, as pixels
+(X / 255) or standardized (per feature, std 0 taken as 1). Peers: JAX (the
+epoch one jitted ``lax.scan``), PyTorch eager and scikit-learn; install them
+with ``pip install -e ".[bench]"``. The GEMM floor is the ceiling for the same
+FLOPs: the step's GEMMs at batch B (forward, dW, and dX for all layers but the
+first) timed alone with NumPy's BLAS, median per GEMM, summed.
+
+Fairness rules, from what was seen to skew such comparisons (DESIGN.md,
+"Measuring speed honestly"):
+
+- Each implementation runs in a fresh process of its own that imports only
+  its library (no library's environment variables, thread pools or BLAS
+  reach another); this process imports NumPy only. Each worker sets its
+  threads through its library (JAX: CPU affinity, see common.jax_epoch).
+- The implementations alternate within each repeat; before each timed epoch,
+  an idle pause (idle BLAS/OpenMP threads stop spinning) and one untimed
+  epoch (XLA's pool threads wake up).
+- Reported: median samples/s, and medians of the paired ratios (fastmlp's
+  rate over a peer's in the same repeat).
+
+Slow cases train on a prefix of the data (samples/s stays comparable), said
+under the tables; ``--samples`` caps every epoch, for quick checks only.
 """
 
 import argparse
 import datetime
+import gzip
+import importlib.util
 import multiprocessing
-import platform
+import os
+import shlex
+import sys
 import time
 import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-import fastmlp
-from fastmlp import reference
-from fastmlp.datasets import load_fashion_mnist
+from benchmarks.common import LR, jax_epoch, sklearn_epoch, torch_epoch
 
+DATA = "/usr/share/datasets/fashion-mnist"
 SIZES = (784, 256, 128, 10)
-LR = 0.01
-PAUSE = 0.5  # seconds between two timed epochs
-# The FLOPs a training step does per sample, 2 per multiply-add: forward
-# X @ W, backward dW = X.T @ dZ, and dX = dZ @ W.T for every layer but the
-# first (no implementation computes the gradient w.r.t. the data).
-MACS = [a * b for a, b in zip(SIZES, SIZES[1:])]
-FLOPS_PER_SAMPLE = 2 * (2 * sum(MACS) + sum(MACS[1:]))
-TRAIN_SAMPLES = 60000  # Fashion-MNIST's training set, loaded by each worker
-# Samples per timed epoch, by implementation and batch size (None: all of them).
-SAMPLES = {"fastmlp": {1: 20000}, "torch": {1: 5000, 16: 20000},
-           "sklearn": {1: 5000, 16: 20000}, "numpy-ref": {1: 2000, 16: 5000, None: 10000}}
+TRAIN_SAMPLES = 60000
+PAUSE = 1.0  # seconds of idle before each timed epoch
+# Name: column title, modules it needs (their versions are reported).
+IMPLEMENTATIONS = {"fastmlp": ("fastmlp", ["fastmlp", "numba"]),
+                   "jax": ("JAX", ["jax", "jaxlib"]),
+                   "torch": ("PyTorch", ["torch"]),
+                   "sklearn": ("scikit-learn", ["sklearn"]),
+                   "floor": ("GEMM floor", ["numpy"])}
+PEERS = ["jax", "torch", "sklearn"]
+# Samples per timed epoch where a whole epoch is slow: {name: {batch size: n}}.
+PREFIX = {"fastmlp": {1: 20000}, "jax": {1: 20000}, "torch": {1: 5000, 16: 20000},
+          "sklearn": {1: 3000, 16: 15000, 32: 30000}}
 
 
-def fastmlp_epoch(X, y, batch_size):
-    net = fastmlp.MLP(SIZES, "relu", seed=0)
-    return lambda: net.fit(X, y, epochs=1, batch_size=batch_size, lr=LR, verbose=0)
+def read_idx(name):
+    """The array in a gzipped IDX file of the Fashion-MNIST folder."""
+    with gzip.open(os.path.join(DATA, name)) as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = np.frombuffer(raw, ">u4", ndim, 4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def torch_epoch(X, y, batch_size):
-    import torch
-    torch.manual_seed(0)
-    layers = [torch.nn.Linear(a, b) for a, b in zip(SIZES, SIZES[1:])]
-    model = torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1], torch.nn.ReLU(), layers[2])
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0)
-    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
-
-    def epoch():
-        order = torch.randperm(len(y_t))
-        for s in range(0, len(y_t), batch_size):
-            batch = order[s:s + batch_size]
-            loss = torch.nn.functional.cross_entropy(model(X_t[batch]), y_t[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return epoch
+def load(variant, n):
+    """The first n training samples: float32 X (n, 784) and int64 labels."""
+    X = read_idx("train-images-idx3-ubyte.gz").reshape(TRAIN_SAMPLES, -1).astype(np.float64)
+    if variant == "pixels":
+        X /= 255
+    else:
+        std = X.std(axis=0)
+        X = (X - X.mean(axis=0)) / np.where(std == 0, 1, std)
+    y = read_idx("train-labels-idx1-ubyte.gz").astype(np.int64)
+    return np.ascontiguousarray(X[:n], np.float32), y[:n]
 
 
-def sklearn_epoch(X, y, batch_size):
-    from sklearn.neural_network import MLPClassifier
-    model = MLPClassifier(SIZES[1:-1], activation="relu", solver="sgd", alpha=0.0,
-                          batch_size=batch_size, learning_rate_init=LR, momentum=0.0,
-                          nesterovs_momentum=False, shuffle=True, random_state=0)
-    classes = np.arange(10)
-    return lambda: model.partial_fit(X, y, classes=classes)
-
-
-def reference_epoch(X, y, batch_size):
-    params = fastmlp.MLP(SIZES, "relu", dtype="float64", seed=0).params
-    X, T, rng = X.astype(np.float64), np.eye(10)[y], np.random.default_rng(0)
-    return lambda: reference.train(params, SIZES, "relu", "identity", "softmax_cross_entropy",
-                                   X, T, [rng.permutation(len(y))], batch_size, LR)
-
-
-IMPLEMENTATIONS = {"fastmlp": fastmlp_epoch, "torch": torch_epoch, "sklearn": sklearn_epoch,
-                   "numpy-ref": reference_epoch}
-
-
-def available(name):
-    try:
-        __import__({"torch": "torch", "sklearn": "sklearn"}.get(name, "numpy"))
-        return True
-    except ImportError:
-        return False
-
-
-def gemm_gflops(repeats=20):
-    """Best median float32 GEMM rate of NumPy over the net's largest GEMM and a big square."""
-    rates = []
-    for m, k, n in [(512, 784, 256), (2048, 2048, 2048)]:
-        a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
-        out = np.empty((m, n), np.float32)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            np.dot(a, b, out=out)
-            times.append(time.perf_counter() - start)
-        rates.append(2 * m * k * n / np.median(times) / 1e9)
-    return max(rates)
-
-
-def cpu_name():
-    with open("/proc/cpuinfo") as f:
-        return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-                    platform.processor())
-
-
-def worker(name, batch_size, n, threads, connection):
-    """Train ``name`` on the first n samples: a warm-up epoch, then one timed
-    epoch per request, sending back its seconds."""
-    warnings.filterwarnings("ignore", module="sklearn")
-    threadpool_limits(threads)
+def fastmlp_epoch(X, y, sizes, activation, batch_size, lr, threads):
+    import fastmlp
     fastmlp.set_num_threads(threads)
-    if name == "torch":
-        import torch
-        torch.set_num_threads(threads)
-    (X, y), _ = load_fashion_mnist()
-    X = X[:n] / np.float32(255)
-    epoch = IMPLEMENTATIONS[name](X, y[:n], batch_size)
-    epoch()  # warm-up: compilation, allocation, caches
-    connection.send(None)
+    net = fastmlp.MLP(sizes, activation, seed=0)
+    return lambda: net.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, verbose=0)
+
+
+EPOCHS = {"fastmlp": fastmlp_epoch, "jax": jax_epoch, "torch": torch_epoch,
+          "sklearn": sklearn_epoch}
+
+
+def gemm_floor(batch_size, threads, repeats=200):
+    """A function returning batch_size / (summed median seconds of the step's GEMMs)."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads)
+    rng = np.random.default_rng(0)
+    gemms = []  # (a, b, out) of out = a @ b
+    for i, (fan_in, fan_out) in enumerate(zip(SIZES, SIZES[1:])):
+        X, dZ = (rng.random((batch_size, k), np.float32) for k in (fan_in, fan_out))
+        W = rng.random((fan_in, fan_out), np.float32)
+        gemms += [(X, W), (X.T, dZ)] + ([(dZ, W.T)] if i else [])
+    gemms = [(a, b, np.empty((a.shape[0], b.shape[1]), np.float32)) for a, b in gemms]
+
+    def rate():
+        total = 0.0
+        for a, b, out in gemms:
+            times = np.empty(repeats)
+            for r in range(repeats):
+                start = time.perf_counter()
+                np.matmul(a, b, out=out)
+                times[r] = time.perf_counter() - start
+            total += np.median(times)
+        return batch_size / total
+    return rate
+
+
+def worker(name, variant, batch_size, n, threads, connection):
+    """Set up ``name`` on n samples, warm it up and send its versions; then,
+    per request, an untimed and a timed epoch, sending back samples/s."""
+    warnings.filterwarnings("ignore")
+    if name == "floor":
+        rate = gemm_floor(batch_size, threads)
+    else:
+        X, y = load(variant, n)
+        epoch = EPOCHS[name](X, y, SIZES, "relu", batch_size, LR, threads)
+
+        def rate():
+            start = time.perf_counter()
+            epoch()
+            return n / (time.perf_counter() - start)
+    rate()  # warm-up: compilation, allocation
+    versions = {module: sys.modules[module].__version__ for module in IMPLEMENTATIONS[name][1]}
+    if name == "floor":
+        from threadpoolctl import threadpool_info
+        versions.update({info["internal_api"]: info["version"] for info in threadpool_info()
+                         if info["user_api"] == "blas"})
+    connection.send(versions)
     while connection.recv():
-        start = time.perf_counter()
-        epoch()
-        connection.send(time.perf_counter() - start)
+        rate()  # settle
+        connection.send(rate())
 
 
-def median_seconds(names, counts, batch_size, repeats, threads):
-    """{name: median seconds of an epoch}, one worker process per implementation."""
+def measure(names, variant, batch_size, args):
+    """{name: [samples/s per repeat]}, {name: samples per epoch}, {module: version}."""
     context = multiprocessing.get_context("spawn")
+    counts = {name: min(PREFIX.get(name, {}).get(batch_size, TRAIN_SAMPLES), args.samples)
+              for name in names}
     connections, processes = {}, []
     for name in names:
         connections[name], theirs = context.Pipe()
-        processes.append(context.Process(target=worker, args=(name, batch_size, counts[name],
-                                                              threads, theirs)))
+        processes.append(context.Process(target=worker, daemon=True, args=(
+            name, variant, batch_size, counts[name], args.threads, theirs)))
         processes[-1].start()
+    versions = {}
     for name in names:
-        connections[name].recv()  # ready
-    times = {name: [] for name in names}
-    for _ in range(repeats):
-        for name in names:
+        versions.update(connections[name].recv())
+    rates = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        turn = repeat % len(names)
+        for name in names[turn:] + names[:turn]:
             time.sleep(PAUSE)
             connections[name].send(True)
-            times[name].append(connections[name].recv())
+            rates[name].append(connections[name].recv())
     for name in names:
         connections[name].send(False)
     for process in processes:
         process.join()
-    return {name: np.median(t) for name, t in times.items()}
+    return rates, counts, versions
+
+
+def table(rates, batch_sizes):
+    """The markdown table of one data variant; rates[batch][name] lists samples/s."""
+    columns = ([(name, title) for name, (title, _) in IMPLEMENTATIONS.items()]
+               + [("% floor", "fastmlp % of floor")]
+               + [(f"/{peer}", f"fastmlp/{IMPLEMENTATIONS[peer][0]}") for peer in PEERS])
+    lines = ["| batch | " + " | ".join(title for _, title in columns) + " |",
+             "|---:" * (len(columns) + 1) + "|"]
+    for batch_size in batch_sizes:
+        r = rates[batch_size]
+        cells = {name: f"{np.median(r[name]):,.0f}" for name in r}
+        if "fastmlp" in r:  # medians of the paired ratios
+            paired = {peer: np.median(np.divide(r["fastmlp"], r[peer])) for peer in r}
+            cells.update({f"/{peer}": f"{paired[peer]:.2f}x" for peer in PEERS if peer in r})
+            if "floor" in r:
+                cells["% floor"] = f"{100 * paired['floor']:.0f}%"
+        if batch_size == 1:  # a step of one sample does no GEMM
+            cells["floor"] = cells["% floor"] = "-"
+        lines.append(f"| {batch_size} | "
+                     + " | ".join(cells.get(key, "n/a") for key, _ in columns) + " |")
+    return "\n".join(lines)
+
+
+def cpu_name():
+    with open("/proc/cpuinfo") as f:
+        return next((line.split(":", 1)[1].strip() for line in f
+                     if line.startswith("model name")), "unknown CPU")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 128, 512])
+    parser.add_argument("--data", nargs="+", choices=["pixels", "standardized"],
+                        default=["pixels", "standardized"])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 32, 128, 200, 512])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=fastmlp.get_num_threads())
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", default=",".join(IMPLEMENTATIONS),
+                        help="comma-separated, from " + ",".join(IMPLEMENTATIONS))
+    parser.add_argument("--samples", type=int, default=TRAIN_SAMPLES,
+                        help="at most this many samples per epoch (quick checks)")
     args = parser.parse_args()
-    names = [name for name in IMPLEMENTATIONS if available(name)]
-    versions = {m.__name__: m.__version__ for m in [np, fastmlp]}
-    for name, module in [("numba", "numba"), ("torch", "torch"), ("sklearn", "sklearn")]:
-        if available(name) or name == "numba":
-            versions[name] = __import__(module).__version__
-    print(f"{datetime.date.today()}, {cpu_name()}, {args.threads} threads, "
-          + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    print(f"784-256-128-10 relu, float32, SGD lr {LR}; samples/s, median of {args.repeats}\n")
-    with threadpool_limits(args.threads):
-        peak = gemm_gflops()
-    rows = [f"machine float32 GEMM (NumPy): {peak:.0f} GFLOP/s\n",
-            "| batch | " + " | ".join(names) + " | fastmlp/torch | fastmlp/sklearn "
-            "| fastmlp GFLOP/s | % of GEMM |",
-            "|---" * (len(names) + 5) + "|"]
-    for batch_size in args.batch_sizes:
-        counts = {name: SAMPLES[name].get(batch_size, SAMPLES[name].get(None, TRAIN_SAMPLES))
-                  for name in names}
-        seconds = median_seconds(names, counts, batch_size, args.repeats, args.threads)
-        rate = {name: counts[name] / seconds[name] for name in names}
-        ratio = {peer: (f"{rate['fastmlp'] / rate[peer]:.2f}x" if peer in rate else "n/a")
-                 for peer in ["torch", "sklearn"]}
-        gflops = rate["fastmlp"] * FLOPS_PER_SAMPLE / 1e9
-        rows.append(f"| {batch_size} | " + " | ".join(f"{rate[n]:,.0f}" for n in names)
-                    + f" | {ratio['torch']} | {ratio['sklearn']} | {gflops:.0f} "
-                    f"| {100 * gflops / peak:.0f}% |")
-        print(rows[-1], flush=True)
+    chosen = args.only.split(",")
+    unknown = set(chosen) - set(IMPLEMENTATIONS)
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))}")
+    missing = [name for name in chosen if not all(importlib.util.find_spec(module)
+                                                  for module in IMPLEMENTATIONS[name][1])]
+    names = [name for name in IMPLEMENTATIONS if name in chosen and name not in missing]
+
+    rates, prefixes, versions = {}, {}, {}
+    for variant in args.data:
+        rates[variant] = {}
+        for batch_size in args.batch_sizes:
+            run = [name for name in names if not (name == "floor" and batch_size == 1)]
+            rates[variant][batch_size], counts, found = measure(run, variant, batch_size, args)
+            versions.update(found)
+            for name, n in counts.items():
+                if name != "floor" and n < TRAIN_SAMPLES:
+                    prefixes.setdefault(name, {})[batch_size] = n
+            print(f"{variant}, batch {batch_size}: done", file=sys.stderr, flush=True)
+
+    print(f"{datetime.date.today()}, {cpu_name()}, threads: {args.threads}, "
+          + ", ".join(f"{module} {version}" for module, version in versions.items())
+          + f"; command: python {shlex.join(sys.argv)}")
+    print(f"784-256-128-10 relu, float32, SGD lr {LR}; samples/s of a training epoch, "
+          f"medians of {args.repeats} repeats (ratios: medians of paired ratios)")
+    for variant in args.data:
+        print(f"\n{variant}\n\n{table(rates[variant], args.batch_sizes)}")
     print()
-    print("\n".join(rows))
+    if prefixes:
+        print("Trained on a prefix of the 60,000 samples (samples/s stays comparable): "
+              + "; ".join(f"{IMPLEMENTATIONS[name][0]} " + ", ".join(
+                  f"{n:,} at batch {b}" for b, n in by_batch.items())
+                          for name, by_batch in prefixes.items()) + ".")
+    if missing:
+        print(f"n/a: {', '.join(missing)} not installed; the peers are in the bench extra: "
+              "pip install -e \".[bench]\".")
+    if "jax" in names and args.threads < len(os.sched_getaffinity(0)):
+        print(f"JAX ran pinned to {args.threads} cores (its thread pool follows the CPU affinity).")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""One epoch of fastmlp training on synthetic MNIST-shaped data."""
+"""One epoch of fastmlp training on synthetic MNIST-shaped data, and of its
+NumPy reference."""
 
 import time
 
-import fastmlp
+import numpy as np
 
-from .common import LR, NETS, PARAM_NAMES, PARAMS, data
+import fastmlp
+from fastmlp import reference
+
+from .common import LR, NETS, PARAM_NAMES, PARAMS, batch, data
 
 
 class TrainEpoch:
@@ -33,3 +37,18 @@ class TrainEpoch:
         return len(self.y) / (time.perf_counter() - start)
 
     track_samples_per_second.unit = "samples/s"
+
+
+class ReferenceEpoch(TrainEpoch):
+    """fastmlp.reference.train: readable float64 NumPy, on a fifth of the data."""
+
+    def setup(self, net, batch_size, dtype):
+        self.X, self.y = data(batch_size, dtype, scale=5)
+        sizes, activation = NETS[net]
+        params = fastmlp.MLP(sizes, activation, dtype="float64", seed=0).params
+        X, T = self.X.astype(np.float64), np.eye(10)[self.y]
+        rng, size = np.random.default_rng(0), batch(batch_size, len(self.y))
+        self.epoch = lambda: reference.train(params, sizes, activation, "identity",
+                                             "softmax_cross_entropy", X, T,
+                                             [rng.permutation(len(self.y))], size, LR)
+        self.epoch()
