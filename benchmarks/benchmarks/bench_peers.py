@@ -8,6 +8,7 @@ import numpy as np
 
 import fastmlp
 from fastmlp import reference
+from fastmlp.registry import ACTIVATIONS
 
 from .common import LR, NETS, PARAM_NAMES, PARAMS, batch, data
 
@@ -73,7 +74,7 @@ class SklearnEpoch(_Peer):
         except ImportError:
             raise NotImplementedError("scikit-learn is not installed")
         (sizes, activation) = net
-        model = MLPClassifier(sizes[1:-1], activation=activation.replace("sigmoid", "logistic"),
+        model = MLPClassifier(sizes[1:-1], activation=ACTIVATIONS[activation].sklearn_name,
                               solver="sgd", alpha=0.0, batch_size=batch_size,
                               learning_rate_init=LR, momentum=0.0, nesterovs_momentum=False,
                               random_state=0)
