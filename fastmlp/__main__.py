@@ -15,16 +15,17 @@ from . import MLP, __version__, load, plots
 from .callbacks import EarlyStopping
 from .datasets import (load_array, load_digits, load_fashion_mnist, load_idx_pair, load_mnist,
                        load_mnist_pkl, load_npy, load_npz, scale)
-from .model import ACTIVATIONS, DTYPES
-from .optimizers import OPTIMIZERS, SGD, Adam
+from .model import DTYPES
+from .optimizers import SGD
+from .registry import ACTIVATIONS, LOSSES, OPTIMIZERS
 from .threads import check_threads, get_num_threads
 
 # Loaders by name, each taking ``download``.
 DATA_SETS = {"digits": lambda download: load_digits(), "fashion-mnist": load_fashion_mnist,
              "mnist": load_mnist}
 DEFAULT_DATA = "digits"  # shipped in the package: works offline
-# The losses that take integer class labels.
-LOSSES = ["softmax_cross_entropy", "mse"]
+# The losses that take integer class labels, the kind of y the CLI reads.
+CLASS_LOSSES = [name for name, loss in LOSSES.items() if loss.class_labels]
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.001}
 
 FILES = """\
@@ -139,16 +140,17 @@ def build_parser():
                                              "classifier (default: 64)")
     train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
                        help="activation of the hidden layers (default: relu)")
-    train.add_argument("--loss", choices=LOSSES, default=LOSSES[0],
+    train.add_argument("--loss", choices=CLASS_LOSSES, default=CLASS_LOSSES[0],
                        help="loss: softmax_cross_entropy (softmax outputs), or mse (half the "
                             "squared error to one-hot targets, identity outputs) "
-                            f"(default: {LOSSES[0]})")
+                            f"(default: {CLASS_LOSSES[0]})")
     train.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
                        help="sgd (with --momentum) or adam (default: sgd)")
     train.add_argument("--momentum", type=_fraction,
                        help="momentum of sgd, from 0 up to 1 (default: 0)")
     train.add_argument("--lr", type=_number(float, 0),
-                       help="learning rate (default: 0.1 for sgd, 0.001 for adam)")
+                       help="learning rate (default: " + ", ".join(
+                           f"{lr:g} for {name}" for name, lr in DEFAULT_LR.items()) + ")")
     train.add_argument("--epochs", type=_positive_int, default=20,
                        help="passes over the training set (default: 20)")
     train.add_argument("--batch-size", type=_batch_size, default=32,
@@ -314,7 +316,8 @@ def _train(args):
               loss=args.loss, dtype=args.dtype, seed=args.seed)
     tested = "no" if test is None else len(test[1])
     print(f"{_source(args)}: {len(y)} training and {tested} test samples; {net}")
-    optimizer = SGD(momentum=args.momentum or 0.0) if args.optimizer == "sgd" else Adam()
+    optimizer = (SGD(momentum=args.momentum or 0.0) if args.optimizer == "sgd"
+                 else OPTIMIZERS[args.optimizer].type())
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
     stopper = None if args.early_stopping is None else EarlyStopping(patience=args.early_stopping)
     start = time.perf_counter()

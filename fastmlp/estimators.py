@@ -21,11 +21,10 @@ from . import saving
 from .model import MLP
 from .trainer import Trainer
 from .optimizers import SGD, Adam
+from .registry import OPTIMIZERS, SKLEARN_ACTIVATIONS
 from ._validation import check_choice, check_dtype, check_features, check_positive, \
     check_sample_weight
 
-ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
-SOLVERS = ("sgd", "adam")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 DTYPES = ("float32", "float64")
 
@@ -281,10 +280,10 @@ class _BaseMLP:
         return sizes
 
     def _check_params(self):
-        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("activation", self.activation, SKLEARN_ACTIVATIONS)
         if self.solver == "lbfgs":
             raise ValueError("solver='lbfgs' is not supported by fastmlp: use 'adam' or 'sgd'")
-        check_choice("solver", self.solver, SOLVERS)
+        check_choice("solver", self.solver, OPTIMIZERS)
         check_choice("learning_rate", self.learning_rate, LEARNING_RATES)
         check_dtype(self.dtype, DTYPES)
         for name in ["alpha", "power_t", "tol"]:
@@ -398,7 +397,7 @@ class _BaseMLP:
         in its order), and fresh curves."""
         self.model_ = MLP(sizes, activation=self.activation, loss=self._loss(),
                           dtype=self.dtype, seed=0)
-        factor = 2.0 if self.activation == "logistic" else 6.0
+        factor = SKLEARN_ACTIVATIONS[self.activation].sklearn_init_factor
         for W, b in self.model_.weights:
             bound = np.sqrt(factor / sum(W.shape))
             W[...] = rs.uniform(-bound, bound, W.shape)

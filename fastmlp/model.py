@@ -7,32 +7,10 @@ import numpy as np
 from . import kernels
 from .callbacks import check_callbacks
 from .progress import EpochProgress
+from .registry import ACTIVATIONS, LOSSES
 from .trainer import Trainer, scorer
 from ._validation import (check_choice, check_dtype, check_features, check_finite_result,
                           check_positive, check_targets)
-
-ACTIVATIONS = {
-    "identity": kernels.IDENTITY,
-    "sigmoid": kernels.SIGMOID,
-    "logistic": kernels.SIGMOID,
-    "tanh": kernels.TANH,
-    "relu": kernels.RELU,
-    "leaky_relu": kernels.LEAKY_RELU,
-}
-
-LOSSES = {
-    "softmax_cross_entropy": kernels.SOFTMAX_CROSS_ENTROPY,
-    "binary_cross_entropy": kernels.BINARY_CROSS_ENTROPY,
-    "logistic": kernels.BINARY_CROSS_ENTROPY,
-    "mse": kernels.MEAN_SQUARED_ERROR,
-}
-
-# The output activation each loss implies; the cross-entropies fuse it into the
-# loss kernel, so their last layer hands logits to the loss.
-IMPLIED_OUTPUT = {
-    kernels.SOFTMAX_CROSS_ENTROPY: "softmax",
-    kernels.BINARY_CROSS_ENTROPY: "sigmoid",
-}
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -66,7 +44,7 @@ class History:
 def _init_bound(activation, fan_in, fan_out):
     """Half-width of the uniform initialisation: He for relu-like units,
     Glorot otherwise."""
-    if activation in ("relu", "leaky_relu"):
+    if ACTIVATIONS[activation].init == "he":
         return np.sqrt(6.0 / fan_in)
     return np.sqrt(6.0 / (fan_in + fan_out))
 
@@ -115,12 +93,11 @@ class MLP:
         check_choice("activation", activation, ACTIVATIONS)
         check_choice("loss", loss, LOSSES)
         dtype = check_dtype(dtype, DTYPES)
-        loss_code = LOSSES[loss]
-        implied = IMPLIED_OUTPUT.get(loss_code)
+        implied = LOSSES[loss].output
         if implied is None:
             output = "identity" if output is None else output
             check_choice("output", output, ACTIVATIONS)
-            self._output_code = ACTIVATIONS[output]
+            self._output_code = ACTIVATIONS[output].code
         else:
             if output not in (None, implied):
                 raise ValueError(f"loss {loss!r} implies output {implied!r}, got {output!r}")
@@ -161,13 +138,14 @@ class MLP:
 
     @property
     def _codes(self):
-        return ACTIVATIONS[self.activation], self._output_code, LOSSES[self.loss]
+        return ACTIVATIONS[self.activation].code, self._output_code, LOSSES[self.loss].code
 
     def _data(self, X, y):
         """X as a C-contiguous (n, sizes[0]) array and targets T (n, sizes[-1]),
         both in the model's dtype, plus the metric name for these targets."""
         X = check_features(X, self.sizes[0], self.dtype)
-        T, metric = check_targets(y, X.shape[0], self.sizes[-1], LOSSES[self.loss], self.dtype)
+        T, metric = check_targets(y, X.shape[0], self.sizes[-1], LOSSES[self.loss].code,
+                                  self.dtype)
         return X, T, metric
 
     def _work(self, rows, gather=False):
@@ -240,7 +218,7 @@ class MLP:
         one output, else (n, k). mse: outputs (n,) for one output, else (n, k).
         """
         out = self._raw_output(X)
-        loss = LOSSES[self.loss]
+        loss = LOSSES[self.loss].code
         if loss == kernels.SOFTMAX_CROSS_ENTROPY:
             return out.argmax(axis=1)
         if loss == kernels.BINARY_CROSS_ENTROPY:
@@ -319,7 +297,7 @@ class MLP:
                           validation_split=validation_split, resume=resume,
                           verbose=verbose)
         self._trainer = trainer
-        if LOSSES[self.loss] == kernels.BINARY_CROSS_ENTROPY:
+        if LOSSES[self.loss].code == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         metric = trainer.metric
         progress = EpochProgress(verbose, epochs, trainer.n)

@@ -53,16 +53,16 @@ class Adam:
         return (lr, 0.0, self.beta_1, self.beta_2, self.epsilon, self.l2, self.weight_decay)
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
-
-
 def check_optimizer(optimizer):
-    """An optimizer instance from an instance or a name in OPTIMIZERS."""
+    """An optimizer instance from an instance or a name in fastmlp.registry.OPTIMIZERS."""
+    from .registry import OPTIMIZERS  # imported here: the registry imports this module
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
-        optimizer = OPTIMIZERS[optimizer]()
-    if not isinstance(optimizer, (SGD, Adam)):
+        optimizer = OPTIMIZERS[optimizer].type()
+    types = tuple(entry.type for entry in OPTIMIZERS.values())
+    if not isinstance(optimizer, types):
+        instances = " or ".join(f"fastmlp.{t.__name__}" for t in types)
         raise ValueError(f"unknown optimizer {optimizer!r}; give one of {sorted(OPTIMIZERS)} "
-                         "or an instance of fastmlp.SGD or fastmlp.Adam")
+                         f"or an instance of {instances}")
     for name in ["momentum", "l2", "weight_decay"]:
         check_positive(name, getattr(optimizer, name, 0.0), allow_zero=True)
     if isinstance(optimizer, Adam):

@@ -4,11 +4,26 @@ Readable first, vectorised, float64. The tests hold the Numba kernels against
 these functions; the library itself never calls them. Names follow
 ``fastmlp.kernels``, but these return their results instead of filling buffers.
 Parameters use the same flat layout (see ``unpack``).
+
+``fastmlp.registry`` names these functions; the ones here that take an
+activation or a loss by name look it up there, importing the registry when
+called, since the registry imports this module.
 """
 
 import numpy as np
 
 from .kernels import LEAKY_SLOPE
+
+# Activations g(Z), each with its derivative g'(Z) written in terms of the
+# output A = g(Z); tanh is np.tanh.
+
+
+def identity(Z):
+    return Z
+
+
+def identity_derivative(A):
+    return np.ones_like(A)
 
 
 def sigmoid(Z):
@@ -16,22 +31,28 @@ def sigmoid(Z):
     return np.exp(-np.logaddexp(0.0, -Z))
 
 
-ACTIVATIONS = {
-    "identity": lambda Z: Z,
-    "sigmoid": sigmoid,
-    "tanh": np.tanh,
-    "relu": lambda Z: np.maximum(Z, 0.0),
-    "leaky_relu": lambda Z: np.where(Z > 0, Z, LEAKY_SLOPE * Z),
-}
+def sigmoid_derivative(A):
+    return A * (1.0 - A)
 
-# g'(Z) written in terms of the output A = g(Z).
-DERIVATIVES = {
-    "identity": lambda A: np.ones_like(A),
-    "sigmoid": lambda A: A * (1.0 - A),
-    "tanh": lambda A: 1.0 - A**2,
-    "relu": lambda A: (A > 0).astype(A.dtype),
-    "leaky_relu": lambda A: np.where(A > 0, 1.0, LEAKY_SLOPE),
-}
+
+def tanh_derivative(A):
+    return 1.0 - A**2
+
+
+def relu(Z):
+    return np.maximum(Z, 0.0)
+
+
+def relu_derivative(A):
+    return (A > 0).astype(A.dtype)
+
+
+def leaky_relu(Z):
+    return np.where(Z > 0, Z, LEAKY_SLOPE * Z)
+
+
+def leaky_relu_derivative(A):
+    return np.where(A > 0, 1.0, LEAKY_SLOPE)
 
 
 def dense_forward(X, W, b):
@@ -91,16 +112,10 @@ def mean_squared_error(A, T, output, weights=None):
     """Mean over rows (weighted by ``weights`` (n,) if given) of
     sum_j (A_ij - T_ij)**2 / 2 for outputs A = g(Z), g the activation named
     ``output``; returns (loss, dZ), dZ the gradient w.r.t. Z."""
+    from .registry import ACTIVATIONS
     s = row_weights(A.shape[0], weights)
     R = A - T
-    return 0.5 * (s * R**2).sum(), s * R * DERIVATIVES[output](A)
-
-
-LOSSES = {
-    "softmax_cross_entropy": lambda out, T, output, w: softmax_cross_entropy(out, T, w),
-    "binary_cross_entropy": lambda out, T, output, w: binary_cross_entropy(out, T, w),
-    "mse": mean_squared_error,
-}
+    return 0.5 * (s * R**2).sum(), s * R * ACTIVATIONS[output].derivative(A)
 
 
 def optimizer_update(params, state, grad, rule, lr, momentum=0.0, beta_1=0.9, beta_2=0.999,
@@ -138,10 +153,11 @@ def unpack(params, sizes):
 
 def forward(params, sizes, activation, output, X):
     """Outputs [A_0 = X, A_1, ..., A_L] of every layer; the last uses ``output``."""
+    from .registry import ACTIVATIONS
     layers = unpack(params, sizes)
     A = [X]
     for l, (W, b) in enumerate(layers):
-        g = ACTIVATIONS[activation if l < len(layers) - 1 else output]
+        g = ACTIVATIONS[activation if l < len(layers) - 1 else output].forward
         A.append(g(dense_forward(A[-1], W, b)))
     return A
 
@@ -154,15 +170,20 @@ def loss_and_grad(params, sizes, activation, output, loss, X, T, weights=None):
     ``output`` is the last layer's activation as the kernels see it:
     "identity" (logits) for the cross-entropy losses.
     """
+    from .registry import ACTIVATIONS, LOSSES
     A = forward(params, sizes, activation, output, X)
-    value, dZ = LOSSES[loss](A[-1], T, output, weights)
+    # A loss that implies its output activation takes logits; one that implies
+    # none (mse) takes the output activation's name.
+    entry = LOSSES[loss]
+    value, dZ = (entry.reference(A[-1], T, weights) if entry.output else
+                 entry.reference(A[-1], T, output, weights))
     grads = np.zeros_like(params)
     layers, grad_layers = unpack(params, sizes), unpack(grads, sizes)
     for l in range(len(layers) - 1, -1, -1):
         dX, dW, db = dense_backward(dZ, A[l], layers[l][0])
         grad_layers[l][0][...] = dW
         grad_layers[l][1][...] = db
-        dZ = dX * DERIVATIVES[activation](A[l])
+        dZ = dX * ACTIVATIONS[activation].derivative(A[l])
     return value, grads
 
 

@@ -31,7 +31,8 @@ import zipfile
 import numpy as np
 
 from .kernels import BINARY_CROSS_ENTROPY
-from .model import LOSSES, MLP
+from .model import MLP
+from .registry import LOSSES
 
 FORMAT = "fastmlp"
 # Bump when a change to the file layout would make older fastmlp misread it.
@@ -291,7 +292,8 @@ def mlp_load_state(state, arrays):
         raise ValueError(f"params has dtype {params.dtype}, the metadata says {model.dtype}")
     if "negative_label_" in state:
         label = state["negative_label_"]
-        if type(label) is not int or label not in (0, -1) or LOSSES[model.loss] != BINARY_CROSS_ENTROPY:
+        if type(label) is not int or label not in (0, -1) \
+                or LOSSES[model.loss].code != BINARY_CROSS_ENTROPY:
             raise ValueError(f"negative_label_ must be 0 or -1 on a binary cross-entropy "
                              f"model, got {label!r} with loss {model.loss!r}")
         model.negative_label_ = label

@@ -14,8 +14,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import ACTIVATIONS, LOSSES
 
 import fastmlp
+from fastmlp.registry import LOSSES as LOSS_ENTRIES
 
 N, N_IN, K = 20, 4, 3
 
@@ -311,10 +313,10 @@ def test_single_class_present_trains_and_evaluates():
     assert (binary.predict(X) == 1).all()
 
 
-ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
 UNBOUNDED = ["identity", "relu", "leaky_relu"]
-MODELS = [(loss, None) for loss in ["softmax_cross_entropy", "binary_cross_entropy"]] + [
-    ("mse", output) for output in ACTIVATIONS]
+# Each loss with the output it implies, or with every output when it implies none.
+MODELS = [(loss, output) for loss in LOSSES
+          for output in ([None] if LOSS_ENTRIES[loss].output else ACTIVATIONS)]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import ACTIVATIONS, assert_close
+from conftest import ACTIVATIONS, LOSSES, assert_close
 
 from fastmlp import kernels, reference
-from fastmlp.model import ACTIVATIONS as CODES
+from fastmlp.registry import ACTIVATIONS as ENTRIES
 
 ROWS = [1, 2, 7, 64]
 WIDTHS = [1, 3, 17, 255]
@@ -69,13 +69,13 @@ def test_gemm_rejects_misaligned_shapes():
 def test_activation(dtype, rng, name, n, m):
     Z = random(rng, (n, m), dtype)
     A = np.empty_like(Z)
-    kernels.activation_forward(A, Z, CODES[name])
-    assert_close(A, reference.ACTIVATIONS[name](Z.astype(np.float64)), dtype)
+    kernels.activation_forward(A, Z, ENTRIES[name].code)
+    assert_close(A, ENTRIES[name].forward(Z.astype(np.float64)), dtype)
     dA = random(rng, (n, m), dtype, 1.0)
     dZ = np.empty_like(dA)
-    kernels.activation_backward(dZ, dA, A, CODES[name])
+    kernels.activation_backward(dZ, dA, A, ENTRIES[name].code)
     A64 = A.astype(np.float64)
-    assert_close(dZ, dA * reference.DERIVATIVES[name](A64), dtype)
+    assert_close(dZ, dA * ENTRIES[name].derivative(A64), dtype)
 
 
 def test_activation_in_place(dtype, rng):
@@ -171,10 +171,10 @@ def test_mean_squared_error_is_finite_for_huge_outputs(dtype):
 @pytest.mark.parametrize("k", WIDTHS)
 @pytest.mark.parametrize("output", ACTIVATIONS)
 def test_mean_squared_error(dtype, rng, n, k, output):
-    A = reference.ACTIVATIONS[output](random(rng, (n, k), dtype, 1.0)).astype(dtype)
+    A = ENTRIES[output].forward(random(rng, (n, k), dtype, 1.0)).astype(dtype)
     T = rng.random((n, k)).astype(dtype)
     dZ = np.empty_like(A)
-    loss, correct = kernels.mean_squared_error(dZ, A, T, CODES[output], 1.0 / n)
+    loss, correct = kernels.mean_squared_error(dZ, A, T, ENTRIES[output].code, 1.0 / n)
     want_loss, want_dZ = reference.mean_squared_error(A.astype(np.float64),
                                                       T.astype(np.float64), output)
     assert_close(loss, want_loss, dtype)
@@ -182,7 +182,7 @@ def test_mean_squared_error(dtype, rng, n, k, output):
     assert correct == np.sum(A.argmax(axis=1) == T.argmax(axis=1))
 
 
-@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "binary_cross_entropy", "mse"])
+@pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("n", [1, 9])
 def test_losses_weigh_rows(dtype, rng, loss, n):
     """scale * weights[i] weighs row i, as reference's weighted mean does with

@@ -13,11 +13,12 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from conftest import ACTIVATIONS, LOSSES
 
 import fastmlp
+from fastmlp import registry
 
-ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
-OPTIMIZERS = ["sgd", "adam", fastmlp.SGD(momentum=0.9, nesterov=True)]
+OPTIMIZERS = [*registry.OPTIMIZERS, fastmlp.SGD(momentum=0.9, nesterov=True)]
 DOCUMENTED = (ValueError, TypeError, FloatingPointError)
 # Examples each property tries; the README's Guarantees table quotes them.
 EXAMPLES = {"training": 2000, "gradients": 2000, "arguments": 1500, "arrays": 2000}
@@ -32,7 +33,7 @@ VALUES = st.one_of(st.floats(-10, 10), st.sampled_from(
 def models(draw):
     """An MLP of 1 to 3 hidden layers of widths 1 to 20, any activation,
     loss, output and dtype."""
-    loss = draw(st.sampled_from(["softmax_cross_entropy", "binary_cross_entropy", "mse"]))
+    loss = draw(st.sampled_from(LOSSES))
     output = draw(st.sampled_from(ACTIVATIONS)) if loss == "mse" else None
     sizes = draw(st.lists(st.integers(1, 20), min_size=3, max_size=5))
     return fastmlp.MLP(sizes, draw(st.sampled_from(ACTIVATIONS)), loss, output,
