@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from . import kernels
+from . import kernels, threads
 from .callbacks import check_callbacks
 from .progress import EpochProgress
 from .registry import ACTIVATIONS, LOSSES
@@ -169,10 +169,11 @@ class MLP:
         hidden, output, _ = self._codes
         rows = min(BLOCK_ROWS, X.shape[0])
         work = self._work(rows)
-        for start in range(0, X.shape[0], rows):
-            block = slice(start, start + rows)
-            yield block, kernels.forward(work, rows, self.params, self._sizes, hidden, output,
-                                         X[block])
+        with threads.using(threads.get_num_threads()):
+            for start in range(0, X.shape[0], rows):
+                block = slice(start, start + rows)
+                yield block, kernels.forward(work, rows, self.params, self._sizes, hidden,
+                                             output, X[block])
 
     def _evaluate(self, X, T, metric):
         _, output, loss = self._codes

@@ -162,8 +162,7 @@ class Trainer:
     def running(self):
         """Hold the thread counts for a run of epochs, and defer Ctrl-C to the
         end of the running chunk."""
-        with threads.using(self.n_threads, 1 if self.n_shards > 1 else self.n_threads), \
-                DeferredInterrupt() as interrupt:
+        with threads.using(self.n_threads), DeferredInterrupt() as interrupt:
             self._interrupt = interrupt
             try:
                 yield self

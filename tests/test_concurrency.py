@@ -15,8 +15,8 @@ import fastmlp
 
 
 def problem(seed=0):
-    """A float64 net and batch large enough for threaded BLAS to split its
-    GEMMs: 1 and 2 threads then differ in the last bits."""
+    """A float64 net and batch large enough for 2 threads to share out the
+    tiles of every matrix product."""
     rng = np.random.default_rng(seed)
     return rng.random((512, 100)), rng.integers(0, 10, 512)
 
@@ -64,18 +64,18 @@ def test_two_fits_at_once_equal_the_same_fits_one_after_the_other():
 
 @pytest.mark.parametrize("counts", [(1, 2), (2, 1)], ids=["1 then 2", "2 then 1"])
 def test_fits_with_different_thread_counts_at_once_keep_their_own_bits(counts):
-    """BLAS's thread count is one setting for the process: a fit must never
-    run on another fit's count, nor leave it behind."""
+    """Numba's thread count is a setting of each Python thread, and the
+    results do not depend on it; BLAS's thread count is left as it was."""
     before = blas_threads()
     alone = {n: train(n) for n in counts}
-    assert not np.array_equal(alone[1], alone[2])  # the count shows in the bits
+    np.testing.assert_array_equal(alone[1], alone[2])
     together = in_threads(*[lambda n=n: train(n) for n in counts])
     for n, got in zip(counts, together):
         np.testing.assert_array_equal(got, alone[n])
     assert blas_threads() == before
 
 
-def test_a_sharded_fit_and_a_threaded_blas_fit_at_once():
+def test_a_sharded_fit_and_an_unsharded_fit_at_once():
     alone = [train(2, shards=True), train(2)]
     together = in_threads(lambda: train(2, shards=True), lambda: train(2))
     for got, want in zip(together, alone):
@@ -107,9 +107,10 @@ def test_training_while_another_thread_predicts():
         np.testing.assert_array_equal(got, want_predictions)
 
 
-def test_different_thread_counts_agree_up_to_reassociation():
-    one, two = train(1), train(2)
-    np.testing.assert_allclose(one, two, rtol=0, atol=1e-9 * np.abs(one).max())
+def test_different_thread_counts_give_the_same_bits():
+    """Each element of a matrix product is summed by one tile in one order,
+    whichever thread runs the tile."""
+    np.testing.assert_array_equal(train(1), train(2))
 
 
 # Trains a net and prints the SHA-256 of its parameters' bytes.
@@ -127,7 +128,7 @@ print(hashlib.sha256(net.params.tobytes()).hexdigest())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("n_threads, shards", [(1, "blas"), (2, "blas"), (2, "shards")])
+@pytest.mark.parametrize("n_threads, shards", [(1, "whole"), (2, "whole"), (2, "shards")])
 def test_same_seed_gives_the_same_bits_in_every_process(dtype, n_threads, shards):
     args = [sys.executable, "-c", HASH_SCRIPT, dtype, "100", str(n_threads), shards]
     env = dict(os.environ, NUMBA_NUM_THREADS="2")

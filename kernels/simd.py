@@ -1,0 +1,288 @@
+"""Register tiles of a matrix product, written in LLVM vector IR.
+
+``gemm`` (blas.py) cuts C = alpha * A @ B + beta * C into tiles and computes
+each with one of the two tiles here, whose accumulators live in vector
+registers for the whole reduction: 64-byte vectors (16 float32 or 8 float64
+lanes), one fused multiply-add per lane and step. LLVM lowers them to the
+widest vectors the CPU has (AVX-512 here, two AVX2 halves elsewhere).
+
+``tile_nn``: C[r, j] for MR rows and NV vectors of columns, the reduction
+    index p walking down the rows of B (contiguous in j):
+    acc[r, j] = sum_p A[r * sa_r + p * sa_p] * B[p * ldb + j].
+    A is read one scalar at a time, so it may be A or A.T.
+``tile_nt``: C[r, c] for MR rows and NC columns, each a dot product of a row
+    of A with a row of Bt (both contiguous in p): acc[r, c] = sum_p
+    A[r * lda + p] * Bt[c * ldbt + p], for products with a transposed B.
+
+Both end with C = alpha * acc, or alpha * acc + beta * C when beta != 0 (C
+is not read when beta == 0). Every element of C is summed by one tile in one
+fixed order: results do not depend on how the tiles are shared out.
+Arrays are passed with an element offset; ``mask`` (int) selects the lanes
+of the last vector (columns of C for tile_nn, reduction steps for tile_nt).
+"""
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+VECTOR_BYTES = 64
+
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+
+
+def lanes(dtype):
+    """Lanes of a vector of ``dtype`` (a Numba float type)."""
+    return VECTOR_BYTES // (dtype.bitwidth // 8)
+
+
+class _Vectors:
+    """LLVM declarations and helpers for vectors of one float type."""
+
+    def __init__(self, builder, dtype):
+        self.builder = builder
+        self.scalar = ir.FloatType() if dtype.bitwidth == 32 else ir.DoubleType()
+        self.n = lanes(dtype)
+        self.type = ir.VectorType(self.scalar, self.n)
+        self.pointer = self.type.as_pointer()
+        self.mask_type = ir.VectorType(ir.IntType(1), self.n)
+        suffix = f"v{self.n}f{dtype.bitwidth}"
+        module = builder.module
+        self._fma = cgutils.get_or_insert_function(
+            module, ir.FunctionType(self.type, [self.type] * 3), f"llvm.fma.{suffix}")
+        self._load = cgutils.get_or_insert_function(
+            module, ir.FunctionType(self.type, [self.pointer, I32, self.mask_type, self.type]),
+            f"llvm.masked.load.{suffix}.p0{suffix}")
+        self._store = cgutils.get_or_insert_function(
+            module, ir.FunctionType(ir.VoidType(), [self.type, self.pointer, I32,
+                                                    self.mask_type]),
+            f"llvm.masked.store.{suffix}.p0{suffix}")
+        self.zero = ir.Constant(self.type, [0.0] * self.n)
+        self.align = dtype.bitwidth // 8
+
+    def mask(self, bits):
+        """A lane mask from the low bits of an i64."""
+        return self.builder.bitcast(self.builder.trunc(bits, ir.IntType(self.n)),
+                                    self.mask_type)
+
+    def at(self, base, offset):
+        """A vector pointer to base[offset] (offset an i64 value or int)."""
+        if isinstance(offset, int):
+            offset = ir.Constant(I64, offset)
+        return self.builder.bitcast(self.builder.gep(base, [offset]), self.pointer)
+
+    def load(self, pointer, mask=None):
+        if mask is None:
+            value = self.builder.load(pointer)
+            value.align = self.align
+            return value
+        return self.builder.call(self._load, [pointer, ir.Constant(I32, self.align), mask,
+                                              self.zero])
+
+    def store(self, value, pointer, mask=None):
+        if mask is None:
+            self.builder.store(value, pointer).align = self.align
+        else:
+            self.builder.call(self._store, [value, pointer, ir.Constant(I32, self.align), mask])
+
+    def splat(self, scalar):
+        undef = ir.Constant(self.type, ir.Undefined)
+        first = self.builder.insert_element(undef, scalar, ir.Constant(I32, 0))
+        return self.builder.shuffle_vector(first, undef,
+                                           ir.Constant(ir.VectorType(I32, self.n), [0] * self.n))
+
+    def fma(self, a, b, c):
+        return self.builder.call(self._fma, [a, b, c])
+
+    def sum(self, vector):
+        """The lanes' sum, by halving (a fixed order)."""
+        width = self.n
+        while width > 1:
+            width //= 2
+            high = self.builder.shuffle_vector(
+                vector, vector, ir.Constant(ir.VectorType(I32, self.n),
+                                            list(range(width, 2 * width)) + [0] * (self.n - width)))
+            vector = self.builder.fadd(vector, high)
+        return self.builder.extract_element(vector, ir.Constant(I32, 0))
+
+
+def _at_most(builder, r, top):
+    """min(r, top) for a constant r and an i64 value top."""
+    r = ir.Constant(I64, r)
+    return builder.select(builder.icmp_signed("<", r, top), r, top)
+
+
+def _data(context, builder, array_type, array, offset):
+    """A pointer to element ``offset`` of an array argument."""
+    return builder.gep(context.make_array(array_type)(context, builder, array).data, [offset])
+
+
+def _loop(builder, count, accumulators, zero, body):
+    """for p in range(count): accumulators = body(p, accumulators), from
+    ``zero``; returns the final accumulators (count >= 0)."""
+    entry = builder.basic_block
+    loop = builder.append_basic_block("tile.loop")
+    done = builder.append_basic_block("tile.done")
+    builder.cbranch(builder.icmp_signed(">", count, ir.Constant(I64, 0)), loop, done)
+    builder.position_at_end(loop)
+    p = builder.phi(I64)
+    p.add_incoming(ir.Constant(I64, 0), entry)
+    phis = [builder.phi(zero.type) for _ in range(accumulators)]
+    for phi in phis:
+        phi.add_incoming(zero, entry)
+    updated = body(p, phis)
+    following = builder.add(p, ir.Constant(I64, 1))
+    end = builder.basic_block
+    p.add_incoming(following, end)
+    for phi, value in zip(phis, updated):
+        phi.add_incoming(value, end)
+    builder.cbranch(builder.icmp_signed("<", following, count), loop, done)
+    builder.position_at_end(done)
+    results = []
+    for value in updated:
+        result = builder.phi(zero.type)
+        result.add_incoming(zero, entry)
+        result.add_incoming(value, end)
+        results.append(result)
+    return results
+
+
+def _write(builder, vectors, beta, write):
+    """write(fold) for fold = (old value -> new value): stores alpha * acc, or
+    alpha * acc + beta * C when beta != 0, which only then reads C."""
+    with builder.if_else(builder.fcmp_ordered("==", beta, ir.Constant(beta.type, 0.0))) \
+            as (overwrite, accumulate):
+        with overwrite:
+            write(None)
+        with accumulate:
+            write(vectors.splat(beta))
+
+
+@intrinsic(prefer_literal=True)
+def tile_nn(typingctx, C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta,
+            MR, NV, mask, m):
+    """C[c_at + r * ldc + j] = alpha * sum_p A[a_at + r * sa_r + p * sa_p]
+    * B[b_at + p * ldb + j] (+ beta * C[...]) for r < min(m, MR), j < NV
+    vectors, the last vector's lanes chosen by ``mask``; p < k. Rows from m
+    on repeat row m - 1's work and are not written."""
+    if not isinstance(MR, types.IntegerLiteral) or not isinstance(NV, types.IntegerLiteral):
+        return None
+    rows, width = MR.literal_value, NV.literal_value
+    dtype = C.dtype
+    signature = types.void(C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta,
+                           MR, NV, mask, m)
+
+    def codegen(context, builder, sig, args):
+        C_, c_at_, ldc_, A_, a_at_, sa_r_, sa_p_, B_, b_at_, ldb_, k_, alpha_, beta_, _, _, \
+            mask_, m_ = args
+        v = _Vectors(builder, dtype)
+        c = _data(context, builder, C, C_, c_at_)
+        a = _data(context, builder, A, A_, a_at_)
+        b = _data(context, builder, B, B_, b_at_)
+        last = v.mask(mask_)
+        masks = [None] * (width - 1) + [last]
+        top = builder.sub(m_, ir.Constant(I64, 1))
+        a_rows = [builder.mul(_at_most(builder, r, top), sa_r_) for r in range(rows)]
+
+        def step(p, acc):
+            row = builder.gep(b, [builder.mul(p, ldb_)])
+            bs = [v.load(v.at(row, j * v.n), masks[j]) for j in range(width)]
+            a_p = builder.mul(p, sa_p_)
+            out = []
+            for r in range(rows):
+                s = builder.load(builder.gep(a, [builder.add(a_p, a_rows[r])]))
+                s = v.splat(s)
+                out += [v.fma(s, bs[j], acc[r * width + j]) for j in range(width)]
+            return out
+
+        acc = _loop(builder, k_, rows * width, v.zero, step)
+        scale = v.splat(alpha_)
+
+        def write(keep):
+            for r in range(rows):
+                inside = builder.icmp_signed("<", ir.Constant(I64, r), m_)
+                with builder.if_then(inside, likely=True):
+                    row = builder.gep(c, [builder.mul(ir.Constant(I64, r), ldc_)])
+                    for j in range(width):
+                        at = v.at(row, j * v.n)
+                        value = builder.fmul(scale, acc[r * width + j])
+                        if keep is not None:
+                            value = v.fma(keep, v.load(at, masks[j]), value)
+                        v.store(value, at, masks[j])
+        _write(builder, v, beta_, write)
+        return context.get_dummy_value()
+    return signature, codegen
+
+
+@intrinsic(prefer_literal=True)
+def tile_nt(typingctx, C, c_at, ldc, A, a_at, lda, Bt, b_at, ldbt, k, alpha, beta, MR, NC,
+            mask, m, n):
+    """C[c_at + r * ldc + c] = alpha * sum_p A[a_at + r * lda + p]
+    * Bt[b_at + c * ldbt + p] (+ beta * C[...]) for r < min(m, MR),
+    c < min(n, NC), p < k; ``mask`` holds the lanes of the last, partial
+    vector of p (0 when k is a whole number of vectors). Rows and columns
+    beyond m and n repeat the last one's work and are not written."""
+    if not isinstance(MR, types.IntegerLiteral) or not isinstance(NC, types.IntegerLiteral):
+        return None
+    rows, cols = MR.literal_value, NC.literal_value
+    dtype = C.dtype
+    signature = types.void(C, c_at, ldc, A, a_at, lda, Bt, b_at, ldbt, k, alpha, beta, MR,
+                           NC, mask, m, n)
+
+    def codegen(context, builder, sig, args):
+        C_, c_at_, ldc_, A_, a_at_, lda_, Bt_, b_at_, ldbt_, k_, alpha_, beta_, _, _, \
+            mask_, m_, n_ = args
+        v = _Vectors(builder, dtype)
+        c = _data(context, builder, C, C_, c_at_)
+        a = _data(context, builder, A, A_, a_at_)
+        bt = _data(context, builder, Bt, Bt_, b_at_)
+        one = ir.Constant(I64, 1)
+        a_rows = [builder.gep(a, [builder.mul(_at_most(builder, r, builder.sub(m_, one)), lda_)])
+                  for r in range(rows)]
+        b_rows = [builder.gep(bt, [builder.mul(_at_most(builder, q, builder.sub(n_, one)),
+                                               ldbt_)])
+                  for q in range(cols)]
+        lanes_ = ir.Constant(I64, v.n)
+
+        def step(offset, acc, mask=None):
+            xs = [v.load(v.at(row, offset), mask) for row in a_rows]
+            ys = [v.load(v.at(row, offset), mask) for row in b_rows]
+            return [v.fma(xs[r], ys[q], acc[r * cols + q])
+                    for r in range(rows) for q in range(cols)]
+
+        acc = _loop(builder, builder.sdiv(k_, lanes_), rows * cols, v.zero,
+                    lambda p, acc: step(builder.mul(p, lanes_), acc))
+        # the last, partial vector of p, when there is one
+        before = builder.basic_block
+        partial = builder.append_basic_block("tile.partial")
+        merge = builder.append_basic_block("tile.merge")
+        builder.cbranch(builder.icmp_signed("!=", mask_, ir.Constant(I64, 0)), partial, merge)
+        builder.position_at_end(partial)
+        tail = step(builder.mul(builder.sdiv(k_, lanes_), lanes_), acc, v.mask(mask_))
+        after = builder.basic_block
+        builder.branch(merge)
+        builder.position_at_end(merge)
+        merged = []
+        for full, with_tail in zip(acc, tail):
+            phi = builder.phi(v.type)
+            phi.add_incoming(full, before)
+            phi.add_incoming(with_tail, after)
+            merged.append(phi)
+        sums = [v.sum(x) for x in merged]
+
+        def write(keep):
+            for r in range(rows):
+                for q in range(cols):
+                    inside = builder.and_(builder.icmp_signed("<", ir.Constant(I64, r), m_),
+                                          builder.icmp_signed("<", ir.Constant(I64, q), n_))
+                    with builder.if_then(inside, likely=True):
+                        at = builder.gep(c, [builder.add(builder.mul(ir.Constant(I64, r), ldc_),
+                                                         ir.Constant(I64, q))])
+                        value = builder.fmul(alpha_, sums[r * cols + q])
+                        if keep is not None:
+                            value = builder.fadd(value, builder.fmul(beta_, builder.load(at)))
+                        builder.store(value, at)
+        _write(builder, v, beta_, write)
+        return context.get_dummy_value()
+    return signature, codegen
