@@ -1,5 +1,6 @@
 """Each Numba kernel equals its NumPy reference (fastmlp.reference)."""
 
+import numba
 import numpy as np
 import pytest
 from conftest import ACTIVATIONS, LOSSES, assert_close
@@ -43,18 +44,26 @@ def test_dense(dtype, rng, n, fan_in, fan_out):
 
 @pytest.mark.parametrize("a_transposed", [False, True])
 @pytest.mark.parametrize("b_transposed", [False, True])
-@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 3, 4), (64, 255, 17)])
-def test_gemm(dtype, rng, a_transposed, b_transposed, m, k, n):
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 3, 4), (64, 255, 17), (131, 97, 75)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gemm(dtype, rng, a_transposed, b_transposed, m, k, n, threads):
+    # (131, 97, 75): several row and column blocks of both tiles, each with a
+    # remainder, shared out over the threads
     def operand(shape, transposed):  # C order, or the transpose of a C array
         a = random(rng, shape[::-1] if transposed else shape, dtype, 1.0)
         return a.T if transposed else a
     A, B = operand((m, k), a_transposed), operand((k, n), b_transposed)
     C = random(rng, (m, n), dtype, 1.0)
     want = -0.5 * A.astype(np.float64) @ B.astype(np.float64) + 0.75 * C.astype(np.float64)
-    kernels.gemm(C, A, B, -0.5, 0.75)
-    assert_close(C, want, dtype)
-    C[...] = np.nan  # beta = 0 writes C without reading it
-    kernels.gemm(C, A, B, 1.0, 0.0)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        kernels.gemm(C, A, B, -0.5, 0.75)
+        assert_close(C, want, dtype)
+        C[...] = np.nan  # beta = 0 writes C without reading it
+        kernels.gemm(C, A, B, 1.0, 0.0)
+    finally:
+        numba.set_num_threads(previous)
     assert_close(C, A.astype(np.float64) @ B.astype(np.float64), dtype)
 
 
