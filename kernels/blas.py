@@ -49,16 +49,16 @@ def _nn_tile(C, c_at, A, a_at, sa_r, sa_p, B, b_at, k, alpha, beta, width, mask,
 def _nn_tiles(C, A, B, alpha, beta, part, parts):
     """Part ``part`` of ``parts`` of the tiles of C = alpha * A @ B + beta * C,
     for B with contiguous rows and A of any strides (A or a transposed array).
-    Tiles go column block by column block, so that a part reads few of B's
-    columns."""
+    Tiles go row block by row block: the threads' shares are runs of whole
+    row blocks, equal work where the column blocks differ in width."""
     m, n = C.shape
     k = A.shape[1]
     lanes = 64 // C.itemsize
     sa_r, sa_p = A.strides[0] // A.itemsize, A.strides[1] // A.itemsize
-    row_blocks = (m + ROWS - 1) // ROWS
-    tiles = row_blocks * ((n + 3 * lanes - 1) // (3 * lanes))
+    column_blocks = (n + 3 * lanes - 1) // (3 * lanes)
+    tiles = column_blocks * ((m + ROWS - 1) // ROWS)
     for tile in range(part * tiles // parts, (part + 1) * tiles // parts):
-        i, j = tile % row_blocks * ROWS, tile // row_blocks * 3 * lanes
+        i, j = tile // column_blocks * ROWS, tile % column_blocks * 3 * lanes
         columns = min(3 * lanes, n - j)
         width = (columns + lanes - 1) // lanes
         mask = (1 << (columns - (width - 1) * lanes)) - 1
@@ -77,10 +77,10 @@ def _nt_tiles(C, A, B, alpha, beta, part, parts):
     lanes = 64 // C.itemsize
     mask = (1 << (k % lanes)) - 1
     lda, ldbt = A.strides[0] // A.itemsize, Bt.strides[0] // Bt.itemsize
-    row_blocks = (m + NT_ROWS - 1) // NT_ROWS
-    tiles = row_blocks * ((n + NT_COLS - 1) // NT_COLS)
+    column_blocks = (n + NT_COLS - 1) // NT_COLS
+    tiles = column_blocks * ((m + NT_ROWS - 1) // NT_ROWS)
     for tile in range(part * tiles // parts, (part + 1) * tiles // parts):
-        i, j = tile % row_blocks * NT_ROWS, tile // row_blocks * NT_COLS
+        i, j = tile // column_blocks * NT_ROWS, tile % column_blocks * NT_COLS
         tile_nt(C, i * n + j, n, A, i * lda, lda, Bt, j * ldbt, ldbt, k, alpha, beta,
                 NT_ROWS, NT_COLS, mask, min(NT_ROWS, m - i), min(NT_COLS, n - j))
 
