@@ -7,7 +7,7 @@
 1,437 training and 360 test images, default max_iter 200) and on
 Fashion-MNIST (X / 255, 60,000 training and 10,000 test images, max_iter=10).
 Each fits in a fresh process of its own that imports only its library, with 2
-BLAS threads; they alternate within each repeat, each timed fit after an idle
+threads; they alternate within each repeat, each timed fit after an idle
 pause and an untimed fit on a few samples (compilation and caches excluded).
 Prints median seconds, the median of the paired ratios, n_iter_ and test
 accuracy.

@@ -1,11 +1,11 @@
-"""Which way to use the threads, per net and batch size: shards or threaded BLAS.
+"""Which way to use the threads, per net and batch size: shards or shared products.
 
     python benchmarks/sharding.py [--repeats 5] [--batch-sizes 16 128 512]
 
 Trains the 784-100-10 sigmoid and 784-256-128-10 relu nets (float32,
 Fashion-MNIST) for one epoch per repeat, with minibatches split into one shard
-per Numba thread (single-threaded BLAS) and unsplit on threaded BLAS,
-alternating the two; prints median samples/s. fit's default (no shards)
+per Numba thread, and unsplit with each matrix product's tiles shared out over
+the threads, alternating the two; prints median samples/s. fit's default (no shards)
 comes from this.
 """
 
@@ -36,7 +36,7 @@ def main():
     args = parser.parse_args()
     (X, y), _ = load_fashion_mnist()
     X = X / np.float32(255)
-    strategies = {"shards": True, "threaded BLAS": False}
+    strategies = {"shards": True, "shared products": False}
     print(f"threads {fastmlp.get_num_threads()}; samples/s, median of {args.repeats}")
     print("| net | batch | " + " | ".join(strategies) + " |\n|---|---|---|---|")
     for net in NETS:

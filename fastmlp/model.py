@@ -261,12 +261,12 @@ class MLP:
         verbose : 0 silent, 1 a progress bar per epoch (with tqdm installed;
             otherwise as 2), 2 one line per epoch.
         n_threads : threads to train with; None takes ``fastmlp.get_num_threads()``.
-            Results depend on it only through floating-point reassociation.
+            Results do not depend on it.
         shards : split each minibatch into one shard per thread, each on its own
-            Numba thread with single-threaded BLAS, instead of running the
-            whole batch on threaded BLAS. Slower for every net and batch size
-            measured here (``python benchmarks/sharding.py``); try it where
-            BLAS threads have too little work, such as many cores and narrow nets.
+            Numba thread, instead of sharing each matrix product's tiles out
+            over the threads. Slower for every net and batch size measured
+            here (``python benchmarks/sharding.py``); results differ from
+            unsharded ones by floating-point reassociation.
         sample_weight : (n,) finite non-negative weights. Each batch's loss is
             then sum_i w_i loss_i / sum_i w_i over its samples (a batch of zero
             weight makes no step), and the epoch's ``loss`` is the weighted mean.
