@@ -44,6 +44,15 @@ def _numeric(name, a):
 
 
 def _check_finite(name, a):
+    """Raise naming the first row with NaN or inf. A sum is NaN or inf when
+    any element is, so one pass that allocates nothing clears a finite array;
+    only a sum that is not finite (bad values, or finite ones that overflow
+    it) pays for the element-wise search."""
+    if a.dtype.kind != "f":
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(a, axis=None)):
+            return
     bad = ~np.isfinite(a)
     if bad.any():
         row = np.argwhere(bad)[0][0]
@@ -67,9 +76,11 @@ def check_features(X, n_features, dtype):
 def _converted(name, a, dtype):
     """a as a C-contiguous array of ``dtype`` (no copy when it is one), refusing
     finite values that overflow it."""
+    narrowing = a.dtype.kind == "f" and np.finfo(a.dtype).max > np.finfo(dtype).max
     with np.errstate(over="ignore"):
         a = np.ascontiguousarray(a, dtype=dtype)
-    _check_finite(f"{name} converted to {np.dtype(dtype).name}", a)
+    if narrowing:
+        _check_finite(f"{name} converted to {np.dtype(dtype).name}", a)
     return a
 
 
