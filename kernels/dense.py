@@ -1,6 +1,5 @@
 """The dense (fully connected) layer Z = X @ W + b and its gradients."""
 
-import numpy as np
 
 from ._jit import cast_like, kernel, vector_kernel
 from .blas import gemm

@@ -12,7 +12,6 @@ room for a batch of inputs, of targets and of sample weights.
 
 import functools
 
-import numpy as np
 from numba import prange
 
 from ._jit import cast_like, helper, inline_kernel, kernel, parallel_kernel, vector_kernel

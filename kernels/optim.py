@@ -8,7 +8,7 @@ trainer penalises weights only: it updates biases with ``without_l2(hyper)``.
 
 import numpy as np
 
-from ._jit import cast_like, helper, inline_kernel, kernel, vector_kernel
+from ._jit import cast_like, helper, inline_kernel, vector_kernel
 
 SGD, MOMENTUM, NESTEROV, ADAM = range(4)
 
