@@ -44,11 +44,13 @@ def test_dense(dtype, rng, n, fan_in, fan_out):
 
 @pytest.mark.parametrize("a_transposed", [False, True])
 @pytest.mark.parametrize("b_transposed", [False, True])
-@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 3, 4), (64, 255, 17), (131, 97, 75)])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 3, 4), (64, 255, 17), (131, 97, 75),
+                                     (37, 600, 50)])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_gemm(dtype, rng, a_transposed, b_transposed, m, k, n, threads):
     # (131, 97, 75): several row and column blocks of both tiles, each with a
-    # remainder, shared out over the threads
+    # remainder, shared out over the threads; (37, 600, 50): sums longer than
+    # blas.DEPTH, taken in parts
     def operand(shape, transposed):  # C order, or the transpose of a C array
         a = random(rng, shape[::-1] if transposed else shape, dtype, 1.0)
         return a.T if transposed else a
