@@ -432,7 +432,6 @@ class _BaseMLP:
                           seed=rs.randint(np.iinfo(np.int32).max) if self.shuffle else None,
                           n_threads=self.n_threads, sample_weight=weights,
                           resume=incremental and self.t_ > 0, verbose=self.verbose)
-        self.model_._trainer = trainer
         self.n_iter_ = 0
         try:
             with trainer.running():

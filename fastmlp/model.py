@@ -297,7 +297,6 @@ class MLP:
                           sample_weight=sample_weight, validation_data=validation_data,
                           validation_split=validation_split, resume=resume,
                           verbose=verbose)
-        self._trainer = trainer
         if LOSSES[self.loss].code == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         metric = trainer.metric

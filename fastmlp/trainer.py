@@ -103,6 +103,7 @@ class Trainer:
                 previous._chunk
         self._interrupt = None
         self._step = self._compiled_step()
+        model._trainer = self  # the next fit resumes from here
 
     def _split(self, validation_data, validation_split, X, T, weights):
         """((X_val, T_val) or None, and the training X, T, weights): the
