@@ -12,3 +12,17 @@ __all__ = ["MLP", "History", "MLPClassifier", "MLPRegressor", "SGD", "Adam", "ca
            "gradcheck", "load",
            "get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"
+
+# Submodules imported on first use (PEP 562), keeping ``import fastmlp`` quick.
+_LAZY = ("datasets", "interop", "plots")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
