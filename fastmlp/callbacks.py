@@ -1,9 +1,14 @@
-"""Callbacks for ``MLP.fit``: called after each epoch, they can stop training.
+"""Callbacks for ``MLP.fit`` and the estimators' ``fit``: called after each
+epoch, they can stop training.
 
-A callback is any callable ``callback(model, epoch, logs)``, where ``logs``
-is the epoch's metrics (loss, accuracy or r2, and val_* with validation data);
-returning True stops training after that epoch. Subclasses of ``Callback``
-also hear when training begins and ends.
+One protocol everywhere. A callback is any callable
+``callback(trained, epoch, logs)``: ``trained`` is the MLP or the estimator
+being fitted, ``epoch`` counts from 1 (for the estimators' lbfgs, each
+iteration is an epoch), and ``logs`` is the epoch's metrics by name: "loss",
+and "val_loss" with "val_accuracy" or "val_r2" given validation data
+(``MLP.fit`` also logs the training "accuracy" or "r2"). Returning True stops
+training after that epoch. Subclasses of ``Callback`` also hear when
+training begins and ends, with the same ``trained``.
 """
 
 import math
@@ -11,21 +16,27 @@ import math
 import numpy as np
 
 
+def parameters(trained):
+    """The flat parameter buffer (n_params,) of an MLP or of a fitted
+    estimator's network, for callbacks that keep or restore parameters."""
+    return getattr(trained, "model_", trained).params
+
+
 class Callback:
     """Base class: override any of the three hooks."""
 
-    def on_train_begin(self, model):
+    def on_train_begin(self, trained):
         pass
 
-    def on_epoch_end(self, model, epoch, logs):
+    def on_epoch_end(self, trained, epoch, logs):
         """Return True to stop training."""
         return False
 
-    def on_train_end(self, model):
+    def on_train_end(self, trained):
         pass
 
-    def __call__(self, model, epoch, logs):
-        return self.on_epoch_end(model, epoch, logs)
+    def __call__(self, trained, epoch, logs):
+        return self.on_epoch_end(trained, epoch, logs)
 
 
 def _as_callback(callback):
@@ -56,7 +67,7 @@ class _Monitor(Callback):
         self.min_delta = min_delta
         self.lower_is_better = monitor.endswith("loss")
 
-    def on_train_begin(self, model):
+    def on_train_begin(self, trained):
         self.best = math.inf if self.lower_is_better else -math.inf
         self.best_epoch = None
 
@@ -84,30 +95,30 @@ class EarlyStopping(_Monitor):
         self.patience = patience
         self.restore_best_weights = restore_best_weights
 
-    def on_train_begin(self, model):
-        super().on_train_begin(model)
+    def on_train_begin(self, trained):
+        super().on_train_begin(trained)
         self.best_params = None
         self.stopped_epoch = None
 
-    def on_epoch_end(self, model, epoch, logs):
+    def on_epoch_end(self, trained, epoch, logs):
         if self._improved(logs):
             self.best_epoch = epoch
             if self.restore_best_weights:
-                self.best_params = model.params.copy()
+                self.best_params = parameters(trained).copy()
             return False
         if epoch - self.best_epoch >= self.patience:
             self.stopped_epoch = epoch
             return True
         return False
 
-    def on_train_end(self, model):
+    def on_train_end(self, trained):
         if self.best_params is not None:
-            np.copyto(model.params, self.best_params)
+            np.copyto(parameters(trained), self.best_params)
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model with ``model.save(path)`` ("{epoch}" in the path is
-    replaced by the epoch number) after every epoch, or with
+    """Save the MLP or the estimator with its ``save(path)`` ("{epoch}" in the
+    path is replaced by the epoch number) after every epoch, or with
     ``save_best_only`` after each epoch that improves ``monitor``."""
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, min_delta=0.0):
@@ -115,10 +126,10 @@ class ModelCheckpoint(_Monitor):
         self.path = str(path)
         self.save_best_only = save_best_only
 
-    def on_epoch_end(self, model, epoch, logs):
+    def on_epoch_end(self, trained, epoch, logs):
         if self.save_best_only:
             if not self._improved(logs):
                 return False
             self.best_epoch = epoch
-        model.save(self.path.format(epoch=epoch))
+        trained.save(self.path.format(epoch=epoch))
         return False

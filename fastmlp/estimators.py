@@ -8,6 +8,7 @@ learning-rate schedules, the convergence test, early stopping, warm starts and
 step for step.
 """
 
+import functools
 import inspect
 import math
 import numbers
@@ -17,7 +18,9 @@ import warnings
 import numpy as np
 from scipy import sparse
 
-from . import saving
+from . import kernels, saving, threads
+from ._interrupt import DeferredInterrupt
+from .callbacks import check_callbacks
 from .model import MLP
 from .trainer import Trainer
 from .optimizers import SGD, Adam
@@ -26,6 +29,7 @@ from ._validation import check_choice, check_dtype, check_features, check_positi
     check_sample_weight
 
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
+SOLVERS = ("lbfgs", *OPTIMIZERS)
 DTYPES = ("float32", "float64")
 
 
@@ -122,6 +126,26 @@ def _check_y(y, n, owner, warn=False):
     return y
 
 
+def _feature_names(X):
+    """X's column names (a DataFrame's) as an object array when they are all
+    strings, else None; a mix of strings and other names is refused, as
+    scikit-learn does."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(columns, dtype=object)
+    strings = np.array([isinstance(name, str) for name in names], dtype=bool)
+    if strings.all() and names.size:
+        return names
+    if strings.any():
+        types = sorted({type(name).__name__ for name in names})
+        raise TypeError(f"Feature names are only supported if all input features have string "
+                        f"names, but your input has {types} as feature name / column name "
+                        "types. Convert them all to strings, e.g. X.columns = "
+                        "X.columns.astype(str)")
+    return None
+
+
 def _product(*weights):
     """The product of the weight arrays that are not None; None if all are."""
     given = [w for w in weights if w is not None]
@@ -148,7 +172,34 @@ def _validation_split(n, fraction, rs, strata):
         order = order[np.argsort(strata[order], kind="stable")]
     val = np.zeros(n, dtype=bool)
     val[order[np.arange(n_val) * n // n_val]] = True
+    if strata is not None:
+        classes, counts = np.unique(strata, return_counts=True)
+        lost = np.setdiff1d(classes, strata[~val])
+        if lost.size:
+            raise ValueError(f"The early-stopping validation split leaves no training sample "
+                             f"of class {lost.tolist()[0]!r} "
+                             f"({counts[classes == lost[0]][0]} member(s) "
+                             f"in y, validation_fraction={fraction}): every class needs at "
+                             "least 2 members, one to train on")
     return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+class _stochastic_only:
+    """A method present only when ``solver`` is "sgd" or "adam": for lbfgs
+    ``hasattr(estimator, name)`` is False, as scikit-learn's ``available_if``
+    makes it for ``partial_fit``."""
+
+    def __init__(self, method):
+        self.method = method
+        functools.update_wrapper(self, method)
+
+    def __get__(self, estimator, owner=None):
+        if estimator is None:
+            return self.method
+        if estimator.solver == "lbfgs":
+            raise AttributeError(f"{self.method.__name__} is only available for stochastic "
+                                 f"optimizers. {estimator.solver} is not stochastic.")
+        return self.method.__get__(estimator, owner)
 
 
 class _BaseMLP:
@@ -211,7 +262,8 @@ class _BaseMLP:
 
     _FITTED = ("n_features_in_", "n_layers_", "n_outputs_", "out_activation_", "n_iter_", "t_",
                "loss_", "loss_curve_", "best_loss_", "validation_scores_",
-               "validation_loss_curve_", "best_validation_score_", "_multilabel")
+               "validation_loss_curve_", "best_validation_score_", "_multilabel",
+               "feature_names_in_")
 
     def save(self, path):
         """Write the fitted estimator to ``path`` (one .npz, written atomically);
@@ -256,21 +308,86 @@ class _BaseMLP:
             raise ValueError(f"unexpected arrays {sorted(arrays)} in a {cls.__name__} file")
         for name, value in fitted.items():
             setattr(estimator, name, value)
+        if "feature_names_in_" in fitted:
+            estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
         return estimator
 
     # Fitted attributes that live in the network.
 
     @property
     def coefs_(self):
-        """Weights per layer: views of shape (fan_in, fan_out) into the network."""
+        """Weights per layer: views of shape (fan_in, fan_out) into the network.
+        Assigning a list of arrays of those shapes writes them into it."""
         return [W for W, _ in self.model_.weights]
+
+    @coefs_.setter
+    def coefs_(self, arrays):
+        self._assign("coefs_", 0, arrays)
 
     @property
     def intercepts_(self):
-        """Biases per layer: views of shape (fan_out,) into the network."""
+        """Biases per layer: views of shape (fan_out,) into the network.
+        Assigning a list of arrays of those shapes writes them into it."""
         return [b for _, b in self.model_.weights]
 
+    @intercepts_.setter
+    def intercepts_(self, arrays):
+        self._assign("intercepts_", 1, arrays)
+
+    def _assign(self, name, part, arrays):
+        """Write ``arrays`` (one per layer) into part 0 (W) or 1 (b) of every
+        layer, after checking them all, so that a refused list changes nothing."""
+        if not hasattr(self, "model_"):
+            raise _not_fitted(self)
+        views = [layer[part] for layer in self.model_.weights]
+        arrays = list(arrays)
+        if len(arrays) != len(views):
+            raise ValueError(f"{name} needs {len(views)} arrays, one per layer, got "
+                             f"{len(arrays)}")
+        for l, (view, array) in enumerate(zip(views, arrays)):
+            array = np.asarray(array)
+            if array.shape != view.shape:
+                raise ValueError(f"{name}[{l}] has shape {array.shape}; layer {l} of the "
+                                 f"network needs {view.shape}")
+            if array.dtype.kind not in "biuf":
+                raise TypeError(f"{name}[{l}] has dtype {array.dtype}; give real numbers")
+            if not np.isfinite(array).all():
+                raise ValueError(f"{name}[{l}] contains NaN or inf")
+        for view, array in zip(views, arrays):
+            view[...] = array
+
     # Validation of the parameters, in fit as scikit-learn does.
+
+    def _check_input(self, X, dtype, reset):
+        """X validated by ``_check_X`` (against ``n_features_in_`` unless
+        ``reset``), its column names checked as scikit-learn does: ``reset``
+        records them as ``feature_names_in_``; otherwise names that differ from
+        fit's are refused, and names on one side only are warned about."""
+        names = _feature_names(X)
+        owner = type(self).__name__
+        if reset:
+            if names is None:
+                self.__dict__.pop("feature_names_in_", None)
+            else:
+                self.feature_names_in_ = names
+            return _check_X(X, dtype, None, owner)
+        fitted = getattr(self, "feature_names_in_", None)
+        if names is not None and fitted is None:
+            warnings.warn(f"X has feature names, but {owner} was fitted without feature names")
+        elif names is None and fitted is not None:
+            warnings.warn(f"X does not have valid feature names, but {owner} was fitted with "
+                          "feature names")
+        elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
+            unseen = [n for n in names if n not in set(fitted)]
+            missing = [n for n in fitted if n not in set(names)]
+            differences = {"Feature names unseen at fit time": unseen,
+                           "Feature names seen at fit time, yet now missing": missing}
+            detail = "".join(f"\n{what}:\n" + "".join(f"- {n}\n" for n in found[:5])
+                             for what, found in differences.items() if found)
+            raise ValueError("The feature names should match those that were passed during "
+                             "fit." + (detail or "\nFeature names must be in the same order "
+                                       "as they were in fit.\n"))
+        return _check_X(X, dtype, self.n_features_in_, owner)
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -281,9 +398,7 @@ class _BaseMLP:
 
     def _check_params(self):
         check_choice("activation", self.activation, SKLEARN_ACTIVATIONS)
-        if self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not supported by fastmlp: use 'adam' or 'sgd'")
-        check_choice("solver", self.solver, OPTIMIZERS)
+        check_choice("solver", self.solver, SOLVERS)
         check_choice("learning_rate", self.learning_rate, LEARNING_RATES)
         check_dtype(self.dtype, DTYPES)
         for name in ["alpha", "power_t", "tol"]:
@@ -337,24 +452,27 @@ class _BaseMLP:
             scored after every epoch (``validation_scores_``,
             ``validation_loss_curve_``); with ``early_stopping`` it replaces
             the split of ``validation_fraction`` of the training set.
-        callbacks : callables called after every epoch as
-            ``callback(estimator, epoch, metrics)``, metrics a dict with
-            "loss" and, given validation data, "val_loss" and "val_score";
-            training stops after an epoch where one returns True.
+        callbacks : fastmlp.callbacks objects or callables, as ``MLP.fit``
+            takes them: called as ``callback(estimator, epoch, logs)`` after
+            every epoch (every iteration for lbfgs), logs a dict with "loss"
+            and, given validation data, "val_loss" and "val_accuracy"
+            (classifier) or "val_r2" (regressor); training stops after an
+            epoch where one returns True.
         """
         return self._fit(X, y, sample_weight, incremental=False,
-                         validation_data=validation_data, callbacks=callbacks or [])
+                         validation_data=validation_data, callbacks=callbacks)
 
-    def _fit(self, X, y, sample_weight, incremental, validation_data=None, callbacks=(),
+    def _fit(self, X, y, sample_weight, incremental, validation_data=None, callbacks=None,
              classes=None):
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
+        callbacks = check_callbacks(callbacks)
         fitted = hasattr(self, "model_")
         first = not fitted or not (incremental or self.warm_start)
         dtype = self.dtype if first else self.model_.dtype
         owner = type(self).__name__
-        X = _check_X(X, dtype, None if first else self.n_features_in_, owner)
+        X = self._check_input(X, dtype, reset=first)
         y, T, weights = self._targets(_check_y(y, X.shape[0], owner, warn=True), first,
                                       classes, same_classes=not (first or incremental))
         if sample_weight is not None:
@@ -370,25 +488,32 @@ class _BaseMLP:
         X_val = T_val = y_val = w_val = None
         if validation_data is not None:
             X_val, y_val, *w_val = validation_data
-            X_val = _check_X(X_val, dtype, self.n_features_in_, owner)
+            X_val = self._check_input(X_val, dtype, reset=False)
             y_val, T_val, w_class = self._targets(_check_y(y_val, X_val.shape[0], owner), False)
             w_val = _product(w_class, *[check_sample_weight(w, X_val.shape[0], np.float64)
                                         for w in w_val])
-        elif self.early_stopping:
+        elif self.early_stopping and self.solver != "lbfgs":
             train, val = _validation_split(X.shape[0], self.validation_fraction, rs,
-                                           self._strata(T))
+                                           self._strata(y))
             X_val, T_val, y_val, w_val = _index(val, X, T, y, weights)
             X, T, y, weights = _index(train, X, T, y, weights)
-        if X_val is not None and self.validation_scores_ is None:
+        if X_val is not None and getattr(self, "validation_scores_", None) is None:
             self.validation_scores_, self.validation_loss_curve_ = [], []
-        batch = self._batch(X.shape[0])
-        # As scikit-learn, fit starts a new optimizer, partial_fit keeps the first one.
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._new_optimizer(batch, 1.0 if weights is None
-                                                  else weights.mean())
-            self._learning_rate = self.learning_rate_init
-        self._train(X, T, weights, batch, (X_val, T_val, y_val, w_val), rs, incremental,
-                    callbacks)
+        validation = (X_val, T_val, y_val, w_val)
+        for callback in callbacks:
+            callback.on_train_begin(self)
+        if self.solver == "lbfgs":
+            self._train_lbfgs(X, T, weights, validation, callbacks)
+        else:
+            batch = self._batch(X.shape[0])
+            # As scikit-learn, fit starts a new optimizer, partial_fit keeps the first one.
+            if not incremental or not hasattr(self, "_optimizer"):
+                self._optimizer = self._new_optimizer(batch, 1.0 if weights is None
+                                                      else weights.mean())
+                self._learning_rate = self.learning_rate_init
+            self._train(X, T, weights, batch, validation, rs, incremental, callbacks)
+        for callback in callbacks:
+            callback.on_train_end(self)
         return self
 
     def _initialize(self, sizes, rs):
@@ -406,6 +531,8 @@ class _BaseMLP:
         self.n_layers_ = len(sizes)
         self.n_outputs_ = sizes[-1]
         self.n_iter_ = self.t_ = 0
+        if self.solver == "lbfgs":  # scikit-learn keeps no curves for lbfgs
+            return
         self.loss_curve_ = []
         self._no_improvement_count = 0
         self._best_params = self.model_.params.copy()
@@ -436,24 +563,30 @@ class _BaseMLP:
         try:
             with trainer.running():
                 for epoch in range(1, self.max_iter + 1):
-                    squares = sum(float(np.dot(W.ravel(), W.ravel())) for W in self.coefs_)
-                    result = trainer.epoch(self._learning_rate)
-                    if result.interrupted:  # Ctrl-C: the trainer has warned, the updates stay
+                    with np.errstate(over="ignore"):  # inf for weights that diverge
+                        squares = sum(float(np.dot(W.ravel(), W.ravel())) for W in self.coefs_)
+                    try:
+                        result = trainer.epoch(self._learning_rate)
+                        if result.interrupted:  # Ctrl-C: the trainer warned, the updates stay
+                            break
+                        self.n_iter_ += 1
+                        self.t_ += n
+                        self.loss_ = result.loss * self._loss_scale() + penalty * squares
+                        self.loss_curve_.append(self.loss_)
+                        logs = {"loss": self.loss_}
+                        if validation[0] is not None:
+                            logs.update(self._validate(*validation))
+                    except FloatingPointError as error:
+                        self._diverged(epoch, error)
                         break
-                    self.n_iter_ += 1
-                    self.t_ += n
-                    self.loss_ = result.loss * self._loss_scale() + penalty * squares
-                    self.loss_curve_.append(self.loss_)
-                    metrics = {"loss": self.loss_}
-                    if validation[0] is not None:
-                        metrics["val_loss"], metrics["val_score"] = self._validate(*validation)
                     if self.verbose:
                         print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                    self._update_no_improvement_count(metrics)
+                    self._update_no_improvement_count()
                     if schedule == "invscaling":
                         self._learning_rate = (self.learning_rate_init
                                                / (self.t_ + 1) ** self.power_t)
-                    stop = any([callback(self, epoch, dict(metrics)) for callback in callbacks])
+                    # a list, not a generator: every callback hears every epoch
+                    stop = any([callback(self, epoch, dict(logs)) for callback in callbacks])
                     if self._no_improvement_count > self.n_iter_no_change:
                         what = ("Validation score" if self.early_stopping else "Training loss")
                         message = (f"{what} did not improve more than tol={self.tol} for "
@@ -474,29 +607,115 @@ class _BaseMLP:
                         warnings.warn(f"Stochastic Optimizer: Maximum iterations "
                                       f"({self.max_iter}) reached and the optimization hasn't "
                                       "converged yet.", _sklearn_class(ConvergenceWarning))
-        except FloatingPointError as err:  # the trainer kept the last finite parameters
-            raise ValueError(f"Solver produced non-finite parameter weights: {err}") from err
         finally:
             trainer.release()
         if self.early_stopping:
             self.model_.params[...] = self._best_params
 
+    def _diverged(self, epoch, error):
+        """Epoch ``epoch`` made the loss, the parameters or the validation
+        outputs non-finite. Without early stopping that ends the fit with a
+        ValueError. With it, as scikit-learn does since its issue 29504, the
+        epoch is recorded with a NaN loss and score, and training stops: the
+        best parameters are restored after, so a bad learning rate in a search
+        gives a low score, not a failed fit."""
+        cause = (f"training diverged in epoch {epoch} (the loss, the parameters or the "
+                 f"network's outputs became NaN or infinite) at learning rate "
+                 f"{self._learning_rate:g}: lower learning_rate_init, or scale X if its "
+                 f"values are large")
+        if not self.early_stopping:
+            raise ValueError(f"Solver produced non-finite parameter weights: {cause}. The "
+                             "network keeps its last finite parameters.") from error
+        if self.n_iter_ < epoch:  # the training epoch itself diverged, not the validation
+            self.n_iter_ = epoch
+            self.loss_curve_.append(math.nan)
+        self.loss_ = math.nan
+        self.validation_scores_.append(math.nan)
+        self.validation_loss_curve_.append(math.nan)
+        warnings.warn(f"{cause}. Stopped, keeping the parameters of the best validation "
+                      f"score, {self.best_validation_score_:g}.",
+                      _sklearn_class(ConvergenceWarning))
+
+    def _train_lbfgs(self, X, T, weights, validation, callbacks):
+        """Full-batch L-BFGS, as scikit-learn's ``_fit_lbfgs``: SciPy's L-BFGS-B on
+        the compiled loss and gradient of the whole training set, with
+        scikit-learn's L2 term (0.5 * alpha * ||W||^2 / sum of the weights).
+        Each iteration is an epoch for the callbacks."""
+        model = self.model_
+        n = X.shape[0]
+        mass = float(n if weights is None else weights.sum())
+        if weights is not None:
+            weights = weights.astype(model.dtype)
+        scale = self._loss_scale() / mass
+        l2 = np.zeros(model.params.size)  # alpha / mass on the weights, 0 on the biases
+        for l in range(len(model.sizes) - 1):
+            kernels.layer_params(l2, model._sizes, l)[0][...] = self.alpha / mass
+        work, grads = model._work(n), np.empty_like(model.params)
+        hidden, output, loss = model._codes
+        one, zero = model.dtype.type(1), model.dtype.type(0)
+
+        def loss_and_grad(theta):
+            model.params[...] = theta
+            value, _ = kernels.gradient(grads, work, n, model.params, model._sizes, hidden,
+                                        output, loss, X, T, scale, one, zero, zero, weights)
+            penalty = l2 * theta
+            return value + 0.5 * float(penalty @ theta), grads + penalty
+
+        def iteration_ends(intermediate_result):
+            self.n_iter_ += 1
+            logs = {"loss": float(intermediate_result.fun)}
+            model.params[...] = intermediate_result.x
+            if validation[0] is not None:
+                logs.update(self._validate(*validation))
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {logs['loss']:.8f}")
+            stop = any([callback(self, self.n_iter_, dict(logs)) for callback in callbacks])
+            if stop or interrupt.requested:
+                raise StopIteration
+
+        from scipy import optimize  # 0.3 s of import, paid by lbfgs users only
+
+        self.n_iter_ = 0
+        with threads.using(threads.check_threads(self.n_threads)), \
+                DeferredInterrupt() as interrupt:
+            result = optimize.minimize(
+                loss_and_grad, model.params.astype(np.float64), method="L-BFGS-B", jac=True,
+                callback=iteration_ends,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        model.params[...] = result.x
+        if interrupt.requested:
+            warnings.warn("Training interrupted by user.", RuntimeWarning)
+        self.n_iter_ = min(result.nit, self.max_iter)
+        self.loss_ = float(result.fun)
+        if not np.isfinite(model.params).all():
+            raise ValueError("Solver produced non-finite parameter weights: the L-BFGS "
+                             "iterations diverged; scale X if its values are large")
+        if result.status == 1:  # the iteration or evaluation limit
+            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                          f"(status=1):\n{result.message}\n\nIncrease the number of "
+                          f"iterations (max_iter={self.max_iter}) or of function "
+                          f"evaluations (max_fun={self.max_fun}), or scale the data.",
+                          _sklearn_class(ConvergenceWarning))
+
     def _validate(self, X, T, y, weights):
-        """(loss, score) on a validation set; both appended to their curves."""
+        """Logs {"val_loss", "val_" + metric name} of a validation set; both
+        values appended to their curves. FloatingPointError when the outputs
+        overflow."""
         P = self.model_.predict_proba(X)
-        loss = self._data_loss(T, P, weights)
+        with np.errstate(over="ignore"):  # a diverging fit: the loss becomes inf
+            loss = self._data_loss(T, P, weights)
         score = self._metric(y, self._decode(P), weights)
         self.validation_loss_curve_.append(loss)
         self.validation_scores_.append(score)
         if self.verbose:
             print(f"Validation score: {score:f}")
-        return loss, score
+        return {"val_loss": loss, "val_" + self._METRIC: score}
 
-    def _update_no_improvement_count(self, metrics):
+    def _update_no_improvement_count(self):
         """scikit-learn's convergence test: on the validation score with
         early_stopping (keeping the best parameters), else on the training loss."""
         if self.early_stopping:
-            score = metrics["val_score"]
+            score = self.validation_scores_[-1]
             worse = score < self.best_validation_score_ + self.tol
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
@@ -514,8 +733,15 @@ class _BaseMLP:
         if not hasattr(self, "model_"):
             raise _not_fitted(self)
         dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
-        X = _check_X(X, self.model_.dtype, self.n_features_in_, type(self).__name__)
-        return self.model_.predict_proba(X).astype(dtype, copy=False)
+        X = self._check_input(X, self.model_.dtype, reset=False)
+        # The output activation runs in the answer's dtype: float64
+        # probabilities of float32 logits stay below 1 where float32 ones round to it.
+        out = self.model_._raw_output(X).astype(dtype, copy=False)
+        if self.out_activation_ == "softmax":
+            kernels.softmax(out, out)
+        elif self.out_activation_ == "logistic":
+            kernels.activation_forward(out, out, kernels.SIGMOID)
+        return out
 
     def predict(self, X):
         """Predictions for X (n_samples, n_features): labels (n_samples,) (or 0/1
@@ -546,11 +772,13 @@ def _r2(y, pred, weights):
 
 
 def _to_json(value):
-    """value with tuples as lists, NumPy scalars as Python ones, non-finite
+    """value with tuples and arrays as lists, NumPy scalars as Python ones, non-finite
     floats as the strings "inf", "-inf", "nan", and dicts as lists of
     [key, value] pairs (their keys may be labels of any type)."""
     if isinstance(value, dict):
         return {"items": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         return [_to_json(v) for v in value]
     if isinstance(value, np.generic):
@@ -602,6 +830,7 @@ class MLPClassifier(_BaseMLP):
         return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
                     classifier_tags=ClassifierTags(multi_label=True))
 
+    @_stochastic_only
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over X (n_samples, n_features), y, continuing the previous
         training (optimizer state included); ``classes`` (every label that
@@ -617,6 +846,8 @@ class MLPClassifier(_BaseMLP):
             raise ValueError("class_weight='balanced' is not supported by partial_fit: "
                              "give class weights as a dict")
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    _METRIC = "accuracy"
 
     def _loss(self):
         return ("softmax_cross_entropy" if self.out_activation_ == "softmax"
@@ -696,11 +927,9 @@ class MLPClassifier(_BaseMLP):
                              f"{{label: weight}}, got {self.class_weight!r}")
         return per_class[codes]
 
-    def _strata(self, T):
-        """Classes to stratify the early-stopping split by (not for multilabel)."""
-        if self._multilabel:
-            return None
-        return T.argmax(axis=1) if self.out_activation_ == "softmax" else T[:, 0]
+    def _strata(self, y):
+        """The labels to stratify the early-stopping split by (none for multilabel)."""
+        return None if self._multilabel else y
 
     def _data_loss(self, T, P, weights):
         """scikit-learn's log loss (probabilities clipped to [eps, 1 - eps])."""
@@ -766,6 +995,7 @@ class MLPRegressor(_BaseMLP):
                     target_tags=TargetTags(required=True, multi_output=True),
                     regressor_tags=RegressorTags())
 
+    @_stochastic_only
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over X (n_samples, n_features), y, continuing the previous
         training (optimizer state included). Returns self."""
@@ -776,6 +1006,8 @@ class MLPRegressor(_BaseMLP):
             raise ValueError("loss='poisson' is not supported by fastmlp: use 'squared_error'")
         check_choice("loss", self.loss, ["squared_error"])
         super()._check_params()
+
+    _METRIC = "r2"
 
     def _loss(self):
         return "mse"
@@ -801,7 +1033,7 @@ class MLPRegressor(_BaseMLP):
         return y, np.ascontiguousarray(T, dtype=dtype), None
 
     @staticmethod
-    def _strata(T):
+    def _strata(y):
         return None
 
     def _data_loss(self, T, P, weights):

@@ -36,7 +36,9 @@ FLOAT64_CHECKS = {"check_sample_weight_equivalence_on_dense_data",
 
 def _check_params():
     params = []
-    for estimator in [MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)]:
+    for estimator in [MLPClassifier(max_iter=100), MLPRegressor(max_iter=100),
+                      MLPClassifier(solver="lbfgs", max_iter=100),
+                      MLPRegressor(solver="lbfgs", max_iter=100)]:
         with warnings.catch_warnings():
             # "does not inherit from BaseEstimator": by design, scikit-learn is optional.
             warnings.simplefilter("ignore", UserWarning)
@@ -353,7 +355,7 @@ def test_callbacks_see_every_epoch_and_can_stop_training():
     est = MLPClassifier(hidden_layer_sizes=(6,), random_state=0)
     est.fit(X, y, validation_data=(X, y), callbacks=[record])
     assert est.n_iter_ == 3
-    assert seen == [(e, ["loss", "val_loss", "val_score"], True) for e in (1, 2, 3)]
+    assert seen == [(e, ["loss", "val_accuracy", "val_loss"], True) for e in (1, 2, 3)]
 
 
 def test_pickled_estimator_predicts_and_trains_on():
@@ -370,8 +372,8 @@ def test_pickled_estimator_predicts_and_trains_on():
 
 def test_errors_name_the_problem():
     X, y = _blobs()
-    with pytest.raises(ValueError, match="'lbfgs' is not supported"):
-        MLPClassifier(solver="lbfgs").fit(X, y)
+    with pytest.raises(ValueError, match="unknown solver .newton.; choose one of"):
+        MLPClassifier(solver="newton").fit(X, y)
     with pytest.raises(ValueError, match="Unknown label type: continuous"):
         MLPClassifier().fit(X, y + 0.5)
     with pytest.raises(ValueError, match="at least 2 classes"):
