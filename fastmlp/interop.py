@@ -175,7 +175,7 @@ def from_sklearn(sklearn_estimator):
     weights, which becomes its ``dtype``), and goes on training with
     ``partial_fit`` or a ``warm_start`` fit; the optimizer's state (momentum,
     Adam's moments) starts afresh, as scikit-learn's own does on a warm-start
-    fit. ``solver="lbfgs"`` becomes "adam" where fastmlp has no lbfgs.
+    fit.
     """
     neural_network = _require("sklearn.neural_network", "from_sklearn", "sklearn")
     sk = sklearn_estimator
@@ -190,11 +190,6 @@ def from_sklearn(sklearn_estimator):
     params = {k: v for k, v in sk.get_params(deep=False).items()
               if k in cls._param_defaults()}
     estimator = cls(**params, dtype=sk.coefs_[0].dtype.name)
-    if estimator.solver == "lbfgs":
-        try:
-            estimator._check_params()
-        except ValueError:  # a fastmlp without lbfgs
-            estimator.solver = "adam"
     estimator._check_params()
     estimator.out_activation_ = sk.out_activation_
     if hasattr(sk, "classes_"):

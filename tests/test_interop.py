@@ -198,16 +198,10 @@ def test_from_sklearn_keeps_the_best_network_for_early_stopping():
 
 
 def test_from_sklearn_of_lbfgs():
-    """scikit-learn's lbfgs leaves float64 weights, even for float32 X; fastmlp
-    takes lbfgs where it has it, else adam."""
+    """scikit-learn's lbfgs leaves float64 weights, even for float32 X."""
     sk = sklearn_fitted("multiclass", "float32", solver="lbfgs")
     estimator = interop.from_sklearn(sk)
-    try:
-        fastmlp.MLPClassifier(solver="lbfgs")._check_params()
-        solver = "lbfgs"
-    except ValueError:
-        solver = "adam"
-    assert (estimator.solver, estimator.dtype) == (solver, "float64")
+    assert (estimator.solver, estimator.dtype) == ("lbfgs", "float64")
     assert_same_predictions(estimator, sk, X)
     estimator.set_params(warm_start=True, max_iter=2).fit(X, TASKS["multiclass"][1])
     assert estimator.n_iter_ == 2
