@@ -53,7 +53,8 @@ def test_lbfgs_follows_scikit_learns_iterations(kind):
     assert a.t_ == b.t_ == 0
     assert not hasattr(a, "loss_curve_") and not hasattr(b, "loss_curve_")
     # scikit-learn's MLPRegressor keeps partial_fit for lbfgs (its available_if
-    # tests the method `_check_solver` instead of calling it); its classifier does not.
+    # tests the method `_check_solver` instead of calling it: partial_fit then
+    # runs a whole lbfgs fit); its classifier does not.
     assert not hasattr(a, "partial_fit")
 
 
