@@ -3,6 +3,7 @@
 import numbers
 
 import numpy as np
+from scipy import sparse
 
 from . import kernels
 
@@ -43,11 +44,12 @@ def _numeric(name, a):
     return a
 
 
-def _check_finite(name, a):
-    """Raise naming the first row with NaN or inf. A sum is NaN or inf when
-    any element is, so one pass that allocates nothing clears a finite array;
-    only a sum that is not finite (bad values, or finite ones that overflow
-    it) pays for the element-wise search."""
+def _check_finite(name, a, indptr=None):
+    """Raise naming the first row with NaN or inf: of the array a, or, given
+    ``indptr``, of the CSR matrix whose stored values a holds. A sum is NaN or
+    inf when any element is, so one pass that allocates nothing clears a finite
+    array; only a sum that is not finite (bad values, or finite ones that
+    overflow it) pays for the element-wise search."""
     if a.dtype.kind != "f":
         return
     with np.errstate(over="ignore", invalid="ignore"):
@@ -56,19 +58,72 @@ def _check_finite(name, a):
     bad = ~np.isfinite(a)
     if bad.any():
         row = np.argwhere(bad)[0][0]
+        if indptr is not None:
+            row = np.searchsorted(indptr, row, side="right") - 1
         raise ValueError(f"{name} contains NaN or inf (first in row {row})")
 
 
+def _check_compressed(X):
+    """Raise unless the CSR or CSC matrix X's index arrays describe its shape:
+    scipy checks their contents only on request, and reads out of bounds
+    through bad ones."""
+    n_major, n_minor = X.shape if X.format == "csr" else X.shape[::-1]
+    major, minor = ("row", "column") if X.format == "csr" else ("column", "row")
+    indptr, indices = X.indptr, X.indices
+    if (indptr.ndim != 1 or len(indptr) != n_major + 1 or indptr[0] != 0
+            or np.any(indptr[1:] < indptr[:-1]) or indptr[-1] > min(len(indices), len(X.data))):
+        raise ValueError(f"X's indptr does not describe {n_major} {major}s of stored entries: "
+                         f"it must rise from 0 to at most the {len(indices)} stored indices")
+    indices = indices[:indptr[-1]]
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_minor):
+        k = np.argmax((indices < 0) | (indices >= n_minor))
+        raise ValueError(f"X has a stored entry in {minor} {indices[k]} of {major} "
+                         f"{np.searchsorted(indptr, k, side='right') - 1}: its {minor} indices "
+                         f"must be 0..{n_minor - 1}")
+
+
+def _sparse_converted(X, dtype):
+    """A scipy sparse X as a CSR matrix of ``dtype``, whose entries may be
+    unsorted within a row or repeated (repeats add up, as in X.toarray()).
+    The result shares the caller's arrays when X is CSR already, with its
+    values converted when they are of another dtype; another format is
+    converted to CSR, the one copy made (COO's repeats are then summed)."""
+    if X.format in ("csr", "csc"):
+        _check_compressed(X)
+    csr = X.tocsr()  # X itself when it is CSR
+    _check_finite("X", csr.data[:csr.indptr[-1]], csr.indptr)
+    with np.errstate(over="ignore"):
+        converted = sparse.csr_array(csr, dtype=dtype)  # the caller's index arrays
+    if _narrows(csr.dtype, dtype):
+        _check_finite(f"X converted to {np.dtype(dtype).name}",
+                      converted.data[:csr.indptr[-1]], csr.indptr)
+    return converted
+
+
+def kernel_inputs(X):
+    """X as ``check_features`` returns it, as the kernels take it: the array,
+    or the ``kernels.SparseRows`` of every row of a CSR matrix."""
+    if sparse.issparse(X):
+        return kernels.SparseRows(X.data, X.indices, X.indptr, np.arange(X.shape[0]))
+    return X
+
+
 def check_features(X, n_features, dtype):
-    """X as a C-contiguous (n_samples, n_features) array of ``dtype``; copies only
-    when the input is not already one."""
-    X = _numeric("X", X)
+    """X as a C-contiguous (n_samples, n_features) array of ``dtype``, or, for
+    a scipy sparse X, a CSR matrix of ``dtype`` (see ``_sparse_converted``);
+    copies only when the input is not already one."""
+    if not sparse.issparse(X):
+        X = _numeric("X", X)
+    elif X.dtype.kind not in "biuf":
+        raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if X.shape[0] == 0:
         raise ValueError("X has no samples")
     if X.shape[1] != n_features:
         raise ValueError(f"X has {X.shape[1]} features, the model expects {n_features}")
+    if sparse.issparse(X):
+        return _sparse_converted(X, dtype)
     _check_finite("X", X)
     return _converted("X", X, dtype)
 
@@ -76,12 +131,17 @@ def check_features(X, n_features, dtype):
 def _converted(name, a, dtype):
     """a as a C-contiguous array of ``dtype`` (no copy when it is one), refusing
     finite values that overflow it."""
-    narrowing = a.dtype.kind == "f" and np.finfo(a.dtype).max > np.finfo(dtype).max
+    narrowing = _narrows(a.dtype, dtype)
     with np.errstate(over="ignore"):
         a = np.ascontiguousarray(a, dtype=dtype)
     if narrowing:
         _check_finite(f"{name} converted to {np.dtype(dtype).name}", a)
     return a
+
+
+def _narrows(source, dtype):
+    """Whether finite values of dtype ``source`` may overflow ``dtype``."""
+    return source.kind == "f" and np.finfo(source).max > np.finfo(dtype).max
 
 
 def one_hot(y, k=None, dtype=np.float32):

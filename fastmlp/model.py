@@ -10,7 +10,7 @@ from .progress import EpochProgress
 from .registry import ACTIVATIONS, LOSSES
 from .trainer import Trainer, scorer
 from ._validation import (check_choice, check_dtype, check_features, check_finite_result,
-                          check_positive, check_targets)
+                          check_positive, check_targets, kernel_inputs)
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -71,6 +71,12 @@ class MLP:
     dtype : "float32" or "float64"
     seed : int or None
         Seeds the initial weights and, unless ``fit`` gets its own, the shuffling.
+
+    Every method that takes X (n, sizes[0]) takes a dense array or a
+    scipy.sparse matrix or array. A sparse X is read in place when it is CSR
+    of the model's dtype (its values are converted otherwise, another format
+    is converted to CSR once); the first layer then costs time in proportion
+    to its stored entries, not to n * sizes[0], and X is never densified.
 
     Attributes
     ----------
@@ -140,11 +146,16 @@ class MLP:
     def _codes(self):
         return ACTIVATIONS[self.activation].code, self._output_code, LOSSES[self.loss].code
 
+    def _features(self, X):
+        """X as the kernels take it, in the model's dtype: a C-contiguous
+        (n, sizes[0]) array, or the SparseRows of every row of a sparse X."""
+        return kernel_inputs(check_features(X, self.sizes[0], self.dtype))
+
     def _data(self, X, y):
-        """X as a C-contiguous (n, sizes[0]) array and targets T (n, sizes[-1]),
-        both in the model's dtype, plus the metric name for these targets."""
-        X = check_features(X, self.sizes[0], self.dtype)
-        T, metric = check_targets(y, X.shape[0], self.sizes[-1], LOSSES[self.loss].code,
+        """X as ``_features`` gives it and targets T (n, sizes[-1]) in the
+        model's dtype, plus the metric name for these targets."""
+        X = self._features(X)
+        T, metric = check_targets(y, kernels.n_rows(X), self.sizes[-1], LOSSES[self.loss].code,
                                   self.dtype)
         return X, T, metric
 
@@ -154,7 +165,7 @@ class MLP:
     def loss_and_grad(self, X, y):
         """Mean loss over (X, y) and its gradient w.r.t. ``params`` (n_params,)."""
         X, T, _ = self._data(X, y)
-        n = X.shape[0]
+        n = kernels.n_rows(X)
         grads = np.empty_like(self.params)
         hidden, output, loss = self._codes
         one, zero = self.dtype.type(1), self.dtype.type(0)
@@ -167,13 +178,14 @@ class MLP:
         """Run the network on X block by block: yields (slice, output view), the
         kernels' output (logits for the cross-entropies), valid until the next."""
         hidden, output, _ = self._codes
-        rows = min(BLOCK_ROWS, X.shape[0])
+        n = kernels.n_rows(X)
+        rows = min(BLOCK_ROWS, n)
         work = self._work(rows)
         with threads.using(threads.get_num_threads()):
-            for start in range(0, X.shape[0], rows):
-                block = slice(start, start + rows)
-                yield block, kernels.forward(work, rows, self.params, self._sizes, hidden,
-                                             output, X[block])
+            for start in range(0, n, rows):
+                yield slice(start, start + rows), kernels.forward(
+                    work, rows, self.params, self._sizes, hidden, output,
+                    kernels.row_range(X, start, start + rows))
 
     def _evaluate(self, X, T, metric):
         _, output, loss = self._codes
@@ -183,7 +195,7 @@ class MLP:
                                                      output, 1.0)
             total += value
             correct += c
-        value = total / X.shape[0]
+        value = total / T.shape[0]
         score = scorer(metric, T)(value, correct)
         check_finite_result("the loss", self.dtype, value, score)
         return value, score
@@ -194,8 +206,8 @@ class MLP:
         return self._evaluate(*self._data(X, y))
 
     def _raw_output(self, X):
-        X = check_features(X, self.sizes[0], self.dtype)
-        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        X = self._features(X)
+        out = np.empty((kernels.n_rows(X), self.sizes[-1]), dtype=self.dtype)
         for block, block_out in self._blocks(X):
             out[block] = block_out
         check_finite_result("the network's output", self.dtype, out)
@@ -239,7 +251,7 @@ class MLP:
             on_divergence="raise"):
         """Train by minibatch SGD; returns a History.
 
-        X : (n, sizes[0]); y : targets as described for ``loss``.
+        X : (n, sizes[0]), dense or scipy.sparse; y : targets as described for ``loss``.
         batch_size : int or None. None is full-batch gradient descent, 1 is
             per-sample SGD. Each step uses the mean loss of its batch.
         lr : learning rate, or a schedule: a function of the 1-based epoch

@@ -3,7 +3,8 @@
 Readable first, vectorised, float64. The tests hold the Numba kernels against
 these functions; the library itself never calls them. Names follow
 ``fastmlp.kernels``, but these return their results instead of filling buffers.
-Parameters use the same flat layout (see ``unpack``).
+Parameters use the same flat layout (see ``unpack``). Inputs X may be
+scipy sparse matrices wherever the kernels take sparse input.
 
 ``fastmlp.registry`` names these functions; the ones here that take an
 activation or a loss by name look it up there, importing the registry when
@@ -56,12 +57,14 @@ def leaky_relu_derivative(A):
 
 
 def dense_forward(X, W, b):
-    """Z (n, fan_out) = X (n, fan_in) @ W (fan_in, fan_out) + b (fan_out,)."""
+    """Z (n, fan_out) = X (n, fan_in) @ W (fan_in, fan_out) + b (fan_out,);
+    X dense or sparse."""
     return X @ W + b
 
 
 def dense_backward(dZ, X, W):
-    """Gradients (dX, dW, db) w.r.t. X, W and b, given dZ = dloss/dZ (n, fan_out)."""
+    """Gradients (dX, dW, db) w.r.t. X, W and b, given dZ = dloss/dZ (n, fan_out);
+    X dense or sparse."""
     return dZ @ W.T, X.T @ dZ, dZ.sum(axis=0)
 
 
@@ -183,7 +186,8 @@ def loss_and_grad(params, sizes, activation, output, loss, X, T, weights=None):
         dX, dW, db = dense_backward(dZ, A[l], layers[l][0])
         grad_layers[l][0][...] = dW
         grad_layers[l][1][...] = db
-        dZ = dX * ACTIVATIONS[activation].derivative(A[l])
+        if l > 0:  # A[0] is the input X
+            dZ = dX * ACTIVATIONS[activation].derivative(A[l])
     return value, grads
 
 

@@ -59,7 +59,8 @@ class Trainer:
     Attributes
     ----------
     X, T : the training inputs (n, sizes[0]) and targets (n, sizes[-1]) as
-        validated, in the model's dtype (validation rows split off).
+        validated, in the model's dtype (validation rows split off); a sparse
+        X is a ``kernels.SparseRows`` of its CSR arrays.
     validation : (X_val, T_val), or None.
     metric : "accuracy" or "r2".
     updates : optimizer steps taken, counting those of resumed fits.
@@ -74,11 +75,11 @@ class Trainer:
         X, T, self.metric = model._data(X, y)
         self.optimizer = check_optimizer(optimizer)
         weights = None if sample_weight is None else check_sample_weight(
-            sample_weight, X.shape[0], model.dtype)
+            sample_weight, kernels.n_rows(X), model.dtype)
         self.validation, X, T, weights = self._split(validation_data, validation_split,
                                                      X, T, weights)
         self.X, self.T, self.weights = X, T, weights
-        self.n = n = X.shape[0]
+        self.n = n = kernels.n_rows(X)
         self.batch = n if batch_size is None else min(
             check_positive("batch_size", batch_size, integer=True), n)
         self.n_threads = threads.check_threads(n_threads)
@@ -118,28 +119,32 @@ class Trainer:
             return self.model._data(*validation_data)[:2], X, T, weights
         if validation_data is not None:
             raise ValueError("give validation_data or validation_split, not both")
-        n_train = X.shape[0] - int(round(validation_split * X.shape[0]))
-        if not 0 < n_train < X.shape[0]:
-            raise ValueError(f"validation_split {validation_split} of {X.shape[0]} samples "
+        n = kernels.n_rows(X)
+        n_train = n - int(round(validation_split * n))
+        if not 0 < n_train < n:
+            raise ValueError(f"validation_split {validation_split} of {n} samples "
                              "leaves no training or no validation sample")
         if weights is not None:
             weights = weights[:n_train]
             if not np.any(weights > 0):
                 raise ValueError("sample_weight is zero for every training sample")
-        return (X[n_train:], T[n_train:]), X[:n_train], T[:n_train], weights
+        return ((kernels.row_range(X, n_train, n), T[n_train:]), kernels.row_range(X, 0, n_train),
+                T[:n_train], weights)
 
     def _compiled_step(self):
         """The compiled path, chosen once: a function (first, stop, lr, hyper,
         done) running batches first..stop-1 of the epoch in ``self.order``, the
         optimizer having made ``done`` updates before the epoch, and
-        returning (loss sum, n_correct). Batches of one sample with plain SGD
-        take the per-sample loop; every other batch takes the batch trainer,
+        returning (loss sum, n_correct). Dense batches of one sample with plain
+        SGD take the per-sample loop; every other batch takes the batch trainer,
         which writes a plain SGD step straight into the weights when the batch
-        runs as one shard."""
+        runs as one shard (for sparse X, into the rows of W its entries touch,
+        unless the step shrinks every weight)."""
         model, sizes = self.model, self.model._sizes
         hidden, output, loss = model._codes
         X, T, weights = self.X, self.T, self.weights
-        if self.batch == 1 and self.optimizer == SGD() and weights is None:
+        sparse = isinstance(X, kernels.SparseRows)
+        if self.batch == 1 and self.optimizer == SGD() and weights is None and not sparse:
             work = model._work(1)
 
             def step(first, stop, lr, hyper, done):
@@ -147,7 +152,7 @@ class Trainer:
                                              X, T, self.order, first, stop, lr)
             return step
         rows = -(-self.batch // self.n_shards)
-        work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.shuffle)),
+        work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.shuffle, sparse)),
                         model.dtype)
         grads = np.empty((self.n_shards, model.params.size), model.dtype)
         stats = np.empty((self.n_shards, 2))
@@ -155,8 +160,10 @@ class Trainer:
         params, state, batch, gather = model.params, self.state, self.batch, self.shuffle
 
         def step(first, stop, lr, hyper, done):
+            # The kernels read a sparse X's rows in the epoch's order.
+            inputs = X._replace(rows=X.rows[self.order]) if sparse else X
             return train(params, state, grads, work, stats, rows, sizes, hidden, output,
-                         X, T, weights, self.order, gather, batch, first, stop, hyper, done)
+                         inputs, T, weights, self.order, gather, batch, first, stop, hyper, done)
         return step
 
     @contextmanager

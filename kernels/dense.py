@@ -1,7 +1,7 @@
 """The dense (fully connected) layer Z = X @ W + b and its gradients."""
 
 
-from ._jit import cast_like, kernel, vector_kernel
+from ._jit import cast_like, helper, kernel, vector_kernel
 from .blas import gemm
 
 
@@ -30,6 +30,13 @@ def dense_backward(dW, db, dZ, X, alpha, beta, bias_beta):
     X : (n, fan_in).
     """
     gemm(dW, X.T, dZ, alpha, beta)
+    bias_backward(db, dZ, alpha, bias_beta)
+
+
+@helper
+def bias_backward(db, dZ, alpha, bias_beta):
+    """db = alpha * (dZ summed over rows) + bias_beta * db, the bias part of
+    ``dense_backward``. db : (fan_out,), dZ : (n, fan_out)."""
     a, c = cast_like(db, alpha), cast_like(db, bias_beta)
     n, m = dZ.shape
     for j in range(m):

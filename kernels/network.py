@@ -7,18 +7,23 @@ row-major, then b (sizes[l + 1],). Gradients use the same layout.
 Scratch memory is one flat ``work`` buffer for ``rows`` samples: the
 activations A_1..A_L, then the deltas dZ_1..dZ_L (gradients w.r.t. each
 layer's pre-activation), then, when the trainer gathers shuffled minibatches,
-room for a batch of inputs, of targets and of sample weights.
+room for a batch of targets, of sample weights and of dense inputs.
+
+Inputs X are dense (n, sizes[0]) arrays or ``SparseRows`` (sparse.py): the
+first layer's kernels follow X's type, the other layers are the same for both.
 """
 
 import functools
 
 from numba import prange
+from numba.extending import overload
 
 from ._jit import cast_like, helper, inline_kernel, kernel, parallel_kernel, vector_kernel
-from .dense import dense_backward, dense_backward_input, dense_forward
+from .dense import dense_backward, dense_backward_input
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
 from .optim import SGD, optimizer_update, sgd_coefficients, without_l2
+from .sparse import is_sparse, linear_backward, linear_forward, n_rows, row_range
 
 
 # Parameters per block of the update loop (threads take whole blocks).
@@ -63,13 +68,15 @@ def update_block(sizes, k):
 
 
 @helper
-def work_size(sizes, rows, gather):
-    """Length of the ``work`` buffer for batches of up to ``rows`` samples."""
+def work_size(sizes, rows, gather, sparse=False):
+    """Length of the ``work`` buffer for batches of up to ``rows`` samples;
+    ``gather`` adds room for a batch of targets and weights, and of inputs
+    unless they are ``sparse`` (read in place)."""
     width = 0
     for l in range(1, sizes.shape[0]):
         width += 2 * sizes[l]
     if gather:
-        width += sizes[0] + sizes[-1] + 1
+        width += sizes[-1] + 1 + (0 if sparse else sizes[0])
     return rows * width
 
 
@@ -110,41 +117,67 @@ def _copy_rows(out, A, order, start):
             out[r, j] = row[j]
 
 
+def _gathered_inputs(out, X, order, start, n):
+    raise NotImplementedError("compiled only: the inputs of _gathered")
+
+
+@overload(_gathered_inputs)
+def _gathered_inputs_typed(out, X, order, start, n):
+    """Rows order[start:start + n] of a dense X, copied to the start of the
+    flat buffer ``out`` (returns that (n, sizes[0]) block); of a sparse X,
+    which lists its rows in the epoch's order, the n from ``start``, read in place."""
+    if is_sparse(X):
+        return lambda out, X, order, start, n: row_range(X, start, start + n)
+
+    def dense(out, X, order, start, n):
+        Xb = _block(out, 0, n, X.shape[1])
+        _copy_rows(Xb, X, order, start)
+        return Xb
+    return dense
+
+
 @helper
 def _gathered(work, sizes, rows, X, T, weights, order, start, n):
-    """Rows order[start:start + n] of X, T and weights (None or (n_samples,)),
-    copied into the batch buffers at the end of ``work``: returns Xb (n, sizes[0]),
-    Tb (n, sizes[-1]) and their weights (n,) or None."""
+    """The batch of samples order[start:start + n]: rows of T and weights
+    (None or (n_samples,)) copied into the batch buffers at the end of
+    ``work``, and the inputs as ``_gathered_inputs`` takes them. Returns Xb
+    (n, sizes[0]) or SparseRows, Tb (n, sizes[-1]) and their weights (n,) or None."""
     offset = 0
     for i in range(1, sizes.shape[0]):
         offset += 2 * rows * sizes[i]
-    Xb = _block(work, offset, n, sizes[0])
-    Tb = _block(work, offset + rows * sizes[0], n, sizes[-1])
-    _copy_rows(Xb, X, order, start)
+    Tb = _block(work, offset, n, sizes[-1])
     _copy_rows(Tb, T, order, start)
+    Xb = _gathered_inputs(work[offset + rows * (sizes[-1] + 1):], X, order, start, n)
     if weights is None:
         return Xb, Tb, weights
-    wb = work[offset + rows * (sizes[0] + sizes[-1]):][:n]
+    wb = work[offset + rows * sizes[-1]:][:n]
     for r in range(n):
         wb[r] = weights[order[start + r]]
     return Xb, Tb, wb
 
 
+@helper
+def _layer_forward(work, rows, params, sizes, hidden, output, A_in, l):
+    """A_{l+1} = g(A_in @ W_l + b_l) into ``work``, g the activation of layer
+    l; returns that view."""
+    L = sizes.shape[0] - 1
+    W, b = layer_params(params, sizes, l)
+    A = _activation(work, sizes, rows, l + 1, n_rows(A_in))
+    linear_forward(A, A_in, W, b)
+    activation_forward(A, A, hidden if l < L - 1 else output)
+    return A
+
+
 @kernel
 def forward(work, rows, params, sizes, hidden, output, X):
-    """Run the network on X (n, sizes[0]), n <= rows; return the output view
-    A_L (n, sizes[-1]). Hidden layers use activation ``hidden``, the last layer
-    ``output`` (IDENTITY leaves logits for the cross-entropy losses)."""
-    L = sizes.shape[0] - 1
-    n = X.shape[0]
-    A_in = X
-    for l in range(L):
-        W, b = layer_params(params, sizes, l)
-        A = _activation(work, sizes, rows, l + 1, n)
-        dense_forward(A, A_in, W, b)
-        activation_forward(A, A, hidden if l < L - 1 else output)
-        A_in = A
-    return A_in
+    """Run the network on X (n, sizes[0]) or SparseRows, n <= rows; return
+    the output view A_L (n, sizes[-1]). Hidden layers use activation
+    ``hidden``, the last layer ``output`` (IDENTITY leaves logits for the
+    cross-entropy losses)."""
+    A = _layer_forward(work, rows, params, sizes, hidden, output, X, 0)
+    for l in range(1, sizes.shape[0] - 1):
+        A = _layer_forward(work, rows, params, sizes, hidden, output, A, l)
+    return A
 
 
 @kernel
@@ -159,19 +192,19 @@ def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta
     weights.
     """
     L = sizes.shape[0] - 1
-    n = X.shape[0]
+    n = n_rows(X)
     D = _delta(work, sizes, rows, L, n)
-    for l in range(L - 1, -1, -1):
-        W, b = layer_params(params, sizes, l)
-        A_in = X if l == 0 else _activation(work, sizes, rows, l, n)
-        if l > 0:
-            D_in = _delta(work, sizes, rows, l, n)
-            dense_backward_input(D_in, D, W)
-            activation_backward(D_in, D_in, A_in, hidden)
+    for l in range(L - 1, 0, -1):
+        W = layer_params(params, sizes, l)[0]
+        A_in = _activation(work, sizes, rows, l, n)
+        D_in = _delta(work, sizes, rows, l, n)
+        dense_backward_input(D_in, D, W)
+        activation_backward(D_in, D_in, A_in, hidden)
         dW, db = layer_params(grads, sizes, l)
         dense_backward(dW, db, D, A_in, alpha, beta, bias_beta)
-        if l > 0:
-            D = D_in
+        D = D_in
+    dW, db = layer_params(grads, sizes, 0)  # the input needs no gradient
+    linear_backward(dW, db, D, X, alpha, beta, bias_beta)
 
 
 @inline_kernel
@@ -187,7 +220,7 @@ def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale
     the loss dispatch in it, so a constant ``loss`` compiles that loss alone.
     """
     out = forward(work, rows, params, sizes, hidden, output, X)
-    D = _delta(work, sizes, rows, sizes.shape[0] - 1, X.shape[0])
+    D = _delta(work, sizes, rows, sizes.shape[0] - 1, n_rows(X))
     value, correct = loss_forward_backward(D, out, T, loss, output, scale, weights)
     backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta)
     return value, correct
@@ -221,13 +254,17 @@ def batch_trainer(loss, rule, parallel):
         state) follows, in the blocks of ``update_block`` (L2 on the weights
         only); batch i is update number ``step + i + 1``.
 
+        X is dense (n, sizes[0]) or a SparseRows that lists its rows in the
+        epoch's order (rows permuted by ``order``): a shard then reads its run
+        of those rows in place, and ``order`` picks only targets and weights.
+
         params (n_params,), state (2, n_params), grads (n_shards, n_params),
         work (n_shards, work_size), stats (n_shards, 2) float64 for each shard's
         loss and count of correct rows.
         Returns (sum over samples of the loss, times its weight when weighted,
         n_correct), taken before each update.
         """
-        n = X.shape[0]
+        n = n_rows(X)
         n_shards = grads.shape[0]
         one, zero = cast_like(params, 1.0), cast_like(params, 0.0)
         bias_hyper = without_l2(params, hyper)
@@ -256,7 +293,7 @@ def batch_trainer(loss, rule, parallel):
                 if gather:
                     Xb, Tb, wb = _gathered(work[t], sizes, rows, X, T, weights, order, a, b - a)
                 else:
-                    Xb, Tb = X[a:b], T[a:b]
+                    Xb, Tb = row_range(X, a, b), T[a:b]
                     wb = weights if weights is None else weights[a:b]
                 if fused:
                     target, alpha, beta, bias_beta = params, step_scale, decay, bias_decay
