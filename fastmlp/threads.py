@@ -6,14 +6,34 @@ gives each a shard of the minibatch. No BLAS library is called, so no other
 library's thread pool is touched. Numba's thread count is a setting of each
 Python thread: fits running at once in several Python threads each keep
 their own, and the results do not depend on it.
+
+The default, read once when fastmlp is imported, is Numba's thread count
+(``NUMBA_NUM_THREADS``, by default the cores this process may run on),
+lowered to ``OMP_NUM_THREADS`` when the environment sets that to a positive
+integer (its first entry, for a nested list such as "4,2"). That is the
+limit a parent sets for each process's numerical libraries, which Numba does
+not read: Dask's nanny sets it to 1 in its workers, which run one task per
+worker thread, so that a search's fits there do not oversubscribe the
+cores. fastmlp reads the environment and never writes it.
+``set_num_threads`` and ``fit(n_threads=...)`` override the default.
 """
 
 import numbers
+import os
 from contextlib import contextmanager
 
 import numba
 
-_default = numba.config.NUMBA_NUM_THREADS
+
+def _environment_limit():
+    """OMP_NUM_THREADS's first entry as an int when it is a positive integer,
+    else None."""
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
+_default = min(numba.config.NUMBA_NUM_THREADS,
+               _environment_limit() or numba.config.NUMBA_NUM_THREADS)
 
 
 def set_num_threads(n):
@@ -24,6 +44,8 @@ def set_num_threads(n):
 
 
 def get_num_threads():
+    """The threads fastmlp's training and prediction use when not told: the
+    last ``set_num_threads``, else the default of the module docstring."""
     return _default
 
 
