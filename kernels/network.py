@@ -19,7 +19,7 @@ from numba import prange
 from numba.extending import overload
 
 from ._jit import cast_like, helper, inline_kernel, kernel, parallel_kernel, vector_kernel
-from .dense import dense_backward, dense_backward_input
+from .dense import dense_backward, dense_backward_input, dense_forward
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
 from .optim import SGD, optimizer_update, sgd_coefficients, without_l2
@@ -156,27 +156,24 @@ def _gathered(work, sizes, rows, X, T, weights, order, start, n):
     return Xb, Tb, wb
 
 
-@helper
-def _layer_forward(work, rows, params, sizes, hidden, output, A_in, l):
-    """A_{l+1} = g(A_in @ W_l + b_l) into ``work``, g the activation of layer
-    l; returns that view."""
-    L = sizes.shape[0] - 1
-    W, b = layer_params(params, sizes, l)
-    A = _activation(work, sizes, rows, l + 1, n_rows(A_in))
-    linear_forward(A, A_in, W, b)
-    activation_forward(A, A, hidden if l < L - 1 else output)
-    return A
-
-
 @kernel
 def forward(work, rows, params, sizes, hidden, output, X):
     """Run the network on X (n, sizes[0]) or SparseRows, n <= rows; return
     the output view A_L (n, sizes[-1]). Hidden layers use activation
     ``hidden``, the last layer ``output`` (IDENTITY leaves logits for the
     cross-entropy losses)."""
-    A = _layer_forward(work, rows, params, sizes, hidden, output, X, 0)
-    for l in range(1, sizes.shape[0] - 1):
-        A = _layer_forward(work, rows, params, sizes, hidden, output, A, l)
+    L = sizes.shape[0] - 1
+    n = n_rows(X)
+    W, b = layer_params(params, sizes, 0)
+    A = _activation(work, sizes, rows, 1, n)
+    linear_forward(A, X, W, b)
+    activation_forward(A, A, hidden if L > 1 else output)
+    for l in range(1, L):
+        W, b = layer_params(params, sizes, l)
+        A_out = _activation(work, sizes, rows, l + 1, n)
+        dense_forward(A_out, A, W, b)
+        activation_forward(A_out, A_out, hidden if l < L - 1 else output)
+        A = A_out
     return A
 
 

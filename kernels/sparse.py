@@ -7,18 +7,19 @@ epoch's order, with nothing copied. The first layer's products then cost time
 in proportion to the batch's stored entries times fan_out, not to its rows
 times fan_in; no layer needs the gradient w.r.t. the first layer's input.
 
-The network kernels take X dense or sparse through the functions at the end
-(``n_rows``, ``row_range``, ``linear_forward``, ``linear_backward``): each
-compiles to the dense or the sparse code by the Numba type of X, so a dense
-fit compiles no sparse code, and the first sparse fit compiles a variant of
-each kernel of its own, cached beside the dense one.
+The network kernels take X dense or sparse through the functions at the end:
+``linear_forward`` and ``linear_backward`` call the dense or the sparse kernel
+as X's Numba type selects, ``n_rows`` and ``row_range`` take X's rows either
+way. A dense fit compiles none of the sparse code, in the time it took
+before sparse input existed; the first sparse fit compiles a variant of each
+network kernel of its own, cached beside the dense one.
 """
 
 from typing import NamedTuple
 
 import numpy as np
 from numba import types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from ._jit import cast_like, vector_kernel
 from .dense import bias_backward, dense_backward, dense_forward
@@ -101,8 +102,8 @@ def is_sparse(X):
     return isinstance(X, types.BaseNamedTuple) and X.instance_class is SparseRows
 
 
-# Each function below is plain Python when called from Python; compiled code
-# gets its overload, which keeps the one branch that X's type selects.
+# n_rows and row_range are plain Python when called from Python; compiled
+# code gets their overloads, which keep the one branch that X's type selects.
 
 def n_rows(X):
     """Rows (samples) of X: a dense (n, m) array or a SparseRows."""
@@ -132,28 +133,27 @@ def _row_range(X, start, stop):
     return lambda X, start, stop: X[start:stop]
 
 
-def linear_forward(Z, X, W, b):
+def _call_by_input(typingctx, dense, sparse, args, X):
+    """Typing and code of an intrinsic that calls the kernel ``dense`` or
+    ``sparse`` with ``args``, as X is: a call decided at compile time, with no
+    function of its own to compile, which an overload would add to every
+    dense fit (0.2 s each)."""
+    kernel = types.Dispatcher(sparse if is_sparse(X) else dense)
+    signature = typingctx.resolve_function_type(kernel, args, {})
+
+    def codegen(context, builder, _, values):
+        return context.get_function(kernel, signature)(builder, values)
+    return signature, codegen
+
+
+@intrinsic
+def linear_forward(typingctx, Z, X, W, b):
     """Z = X @ W + b by ``dense_forward`` or ``sparse_forward``, as X is."""
-    (sparse_forward if isinstance(X, SparseRows) else dense_forward)(Z, X, W, b)
+    return _call_by_input(typingctx, dense_forward, sparse_forward, (Z, X, W, b), X)
 
 
-@overload(linear_forward)
-def _linear_forward(Z, X, W, b):
-    if is_sparse(X):
-        return lambda Z, X, W, b: sparse_forward(Z, X, W, b)
-    return lambda Z, X, W, b: dense_forward(Z, X, W, b)
-
-
-def linear_backward(dW, db, dZ, X, alpha, beta, bias_beta):
+@intrinsic
+def linear_backward(typingctx, dW, db, dZ, X, alpha, beta, bias_beta):
     """The first layer's (dW, db) by ``dense_backward`` or ``sparse_backward``, as X is."""
-    backward = sparse_backward if isinstance(X, SparseRows) else dense_backward
-    backward(dW, db, dZ, X, alpha, beta, bias_beta)
-
-
-@overload(linear_backward)
-def _linear_backward(dW, db, dZ, X, alpha, beta, bias_beta):
-    if is_sparse(X):
-        return lambda dW, db, dZ, X, alpha, beta, bias_beta: sparse_backward(
-            dW, db, dZ, X, alpha, beta, bias_beta)
-    return lambda dW, db, dZ, X, alpha, beta, bias_beta: dense_backward(
-        dW, db, dZ, X, alpha, beta, bias_beta)
+    return _call_by_input(typingctx, dense_backward, sparse_backward,
+                          (dW, db, dZ, X, alpha, beta, bias_beta), X)
