@@ -118,14 +118,15 @@ def _copy_rows(out, A, order, start):
 
 
 def _gathered_inputs(out, X, order, start, n):
+    """Rows order[start:start + n] of a dense X, copied to the start of the
+    flat buffer ``out`` (returns that (n, sizes[0]) block); of a sparse X,
+    which lists its rows in the epoch's order, the n from ``start``, read in
+    place. Compiled only."""
     raise NotImplementedError("compiled only: the inputs of _gathered")
 
 
 @overload(_gathered_inputs)
 def _gathered_inputs_typed(out, X, order, start, n):
-    """Rows order[start:start + n] of a dense X, copied to the start of the
-    flat buffer ``out`` (returns that (n, sizes[0]) block); of a sparse X,
-    which lists its rows in the epoch's order, the n from ``start``, read in place."""
     if is_sparse(X):
         return lambda out, X, order, start, n: row_range(X, start, start + n)
 

@@ -70,7 +70,7 @@ def test_first_layer_kernels_equal_reference(dtype, rng, index_dtype):
     np.testing.assert_array_equal(step[untouched], W[untouched])
 
 
-def test_predict_evaluate_and_loss_and_grad_equal_dense_and_reference(dtype):
+def test_predict_and_evaluate_equal_dense(dtype):
     """More rows than one block of predict (4096), in float32 and float64."""
     X, y = problem(1, n=4100)
     net = fastmlp.MLP((N_IN, 9, K), "tanh", dtype=dtype, seed=2)
@@ -78,12 +78,16 @@ def test_predict_evaluate_and_loss_and_grad_equal_dense_and_reference(dtype):
     assert_close(net.predict_proba(X), net.predict_proba(dense), dtype)
     np.testing.assert_array_equal(net.predict(X)[:50], net.predict(dense)[:50])
     assert_close(net.evaluate(X, y), net.evaluate(dense, y), dtype)
-    value, grad = net.loss_and_grad(X[:50], y[:50])
+
+
+def test_loss_and_grad_equal_reference():
+    X, y = problem(1)
+    net = fastmlp.MLP((N_IN, 9, K), "tanh", dtype="float64", seed=2)
+    value, grad = net.loss_and_grad(X, y)
     want_value, want_grad = reference.loss_and_grad(
-        net.params.astype(np.float64), net.sizes, "tanh", "identity", "softmax_cross_entropy",
-        X[:50].astype(dtype).astype(np.float64), np.eye(K)[y[:50]])
-    assert_close(value, want_value, dtype)
-    assert_close(grad, want_grad, dtype)
+        net.params, net.sizes, "tanh", "identity", "softmax_cross_entropy", X, np.eye(K)[y])
+    assert_close(value, want_value, "float64")
+    assert_close(grad, want_grad, "float64")
 
 
 def fit_both(X, y, dtype="float64", **fit):
@@ -127,14 +131,12 @@ def test_fit_equals_dense_fit_float32(optimizer, batch_size):
     np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE["float32"])
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("batch_size", [1, 7, None])
-def test_weighted_fit_equals_dense_fit(optimizer, batch_size):
+def test_weighted_fit_equals_dense_fit(batch_size):
     """Weights 0, 1 and 2: rows dropped, kept and counted twice."""
     X, y = problem()
     weights = np.random.default_rng(3).integers(0, 3, N).astype(float)
-    got, want = fit_both(X, y, batch_size=batch_size, optimizer=optimizer,
-                         sample_weight=weights)
+    got, want = fit_both(X, y, batch_size=batch_size, optimizer="adam", sample_weight=weights)
     np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE["float64"])
 
 
