@@ -22,7 +22,7 @@ from . import kernels, saving, threads
 from ._interrupt import DeferredInterrupt
 from .callbacks import check_callbacks
 from .model import MLP
-from .trainer import Trainer
+from .trainer import Trainer, r2_score
 from .optimizers import SGD, Adam
 from .registry import OPTIMIZERS, SKLEARN_ACTIVATIONS
 from ._validation import check_choice, check_dtype, check_features, check_positive, \
@@ -80,12 +80,12 @@ def _random_state(seed):
 
 
 def _check_X(X, dtype, n_features=None, owner=None):
-    """X (n_samples, n_features) as a C-contiguous array of ``dtype`` (a copy
+    """X (n_samples, n_features) as a C-contiguous array of ``dtype``, or a
+    scipy sparse X as a CSR matrix of ``dtype`` (see ``check_features``; a copy
     only when needed: the caller's array is never modified). ``n_features``:
     the width fit saw, checked when given."""
-    if sparse.issparse(X):
-        raise TypeError("sparse X is not supported: pass a dense array (X.toarray())")
-    X = np.asarray(X)
+    if not sparse.issparse(X):
+        X = np.asarray(X)
     if X.dtype.kind == "c":
         raise ValueError("Complex data not supported")
     if X.dtype.kind == "O":
@@ -759,18 +759,6 @@ class _BaseMLP:
         return self._metric(y, pred, sample_weight)
 
 
-def _r2(y, pred, weights):
-    """R^2 as scikit-learn's r2_score: per output, then averaged; an output with
-    no variance scores 1 when predicted exactly, else 0."""
-    y = y.reshape(y.shape[0], -1).astype(np.float64)
-    pred = pred.reshape(y.shape)
-    w = np.ones(y.shape[0]) if weights is None else weights
-    residual = w @ (y - pred) ** 2
-    total = w @ (y - np.average(y, axis=0, weights=w)) ** 2
-    safe = np.where(total > 0, total, 1.0)
-    return float(np.where(total > 0, 1.0 - residual / safe, residual == 0).mean())
-
-
 def _to_json(value):
     """value with tuples and arrays as lists, NumPy scalars as Python ones, non-finite
     floats as the strings "inf", "-inf", "nan", and dicts as lists of
@@ -1047,4 +1035,4 @@ class MLPRegressor(_BaseMLP):
 
     @staticmethod
     def _metric(y, pred, weights):
-        return _r2(y, pred, weights)
+        return r2_score(y, pred, weights)

@@ -8,7 +8,7 @@ from . import kernels, threads
 from .callbacks import check_callbacks
 from .progress import EpochProgress
 from .registry import ACTIVATIONS, LOSSES
-from .trainer import Trainer, scorer
+from .trainer import Trainer, r2_score
 from ._validation import (check_choice, check_dtype, check_features, check_finite_result,
                           check_positive, check_targets, kernel_inputs)
 
@@ -20,8 +20,9 @@ BLOCK_ROWS = 4096
 
 class History:
     """Per-epoch metrics of ``MLP.fit``: ``history["loss"]`` is a list with one
-    value per epoch, like Keras' History. Keys: loss, accuracy or r2, and the
-    same prefixed with ``val_`` when validation data is given. ``interrupted``
+    value per epoch, like Keras' History. Keys: loss, accuracy or r2 (not
+    for several regression outputs, whose R^2 the epoch's running sums cannot
+    give), and val_loss, val_accuracy or val_r2 when validation data is given. ``interrupted``
     says whether Ctrl-C ended the fit that returned it."""
 
     def __init__(self):
@@ -190,19 +191,23 @@ class MLP:
     def _evaluate(self, X, T, metric):
         _, output, loss = self._codes
         total, correct = 0.0, 0
+        predictions = np.empty_like(T) if metric == "r2" else None
         for block, out in self._blocks(X):
             value, c = kernels.loss_forward_backward(np.empty_like(out), out, T[block], loss,
                                                      output, 1.0)
             total += value
             correct += c
+            if predictions is not None:  # mse's outputs are the predictions
+                predictions[block] = out
         value = total / T.shape[0]
-        score = scorer(metric, T)(value, correct)
+        score = correct / T.shape[0] if predictions is None else r2_score(T, predictions)
         check_finite_result("the loss", self.dtype, value, score)
         return value, score
 
     def evaluate(self, X, y):
         """(mean loss, accuracy) on (X, y); for regression targets the second
-        value is the coefficient of determination R^2."""
+        value is the coefficient of determination R^2, as scikit-learn's
+        r2_score (per output, then averaged)."""
         return self._evaluate(*self._data(X, y))
 
     def _raw_output(self, X):
@@ -338,7 +343,9 @@ class MLP:
                         progress.end({})
                         history.interrupted = True
                         return history
-                    logs = {"loss": result.loss, metric: result.score}
+                    logs = {"loss": result.loss}
+                    if result.score is not None:  # None: R^2 of several outputs
+                        logs[metric] = result.score
                     if trainer.validation is not None:
                         logs["val_loss"], logs["val_" + metric] = self._evaluate(
                             *trainer.validation, metric)

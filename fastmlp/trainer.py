@@ -32,20 +32,38 @@ COMPILE_NOTICE_SECONDS = 0.5
 class EpochResult(NamedTuple):
     """loss: mean loss of the epoch's samples (weighted when sample weights are
     given), each taken before its batch's update; score: accuracy or R^2 from
-    the same pass; interrupted: Ctrl-C ended the epoch early (loss and score
-    are then NaN)."""
+    the same pass (None for R^2 of several outputs, see ``scorer``);
+    interrupted: Ctrl-C ended the epoch early (loss and score are then NaN)."""
     loss: float
     score: float
     interrupted: bool
 
 
+def r2_score(T, P, weights=None):
+    """R^2 of predictions P for targets T, both (n,) or (n, k), as scikit-learn's
+    r2_score: per output, then averaged; an output with no variance scores 1
+    when predicted exactly, else 0. weights: (n,) or None. fastmlp's one
+    definition of R^2."""
+    T = T.reshape(T.shape[0], -1).astype(np.float64)
+    P = P.reshape(T.shape)
+    w = np.ones(T.shape[0]) if weights is None else weights
+    residual = w @ (T - P) ** 2
+    total = w @ (T - np.average(T, axis=0, weights=w)) ** 2
+    safe = np.where(total > 0, total, 1.0)
+    return float(np.where(total > 0, 1.0 - residual / safe, residual == 0).mean())
+
+
 def scorer(metric, T, weights=None):
-    """A function (mean loss, n_correct) -> score for targets T (n, k):
-    accuracy, the share of correct rows; or R^2 from the (weighted) mean half
-    squared error, 1 - SSE / total sum of squares (pooled over the outputs)."""
+    """A function (mean loss, n_correct) -> score of an epoch's running sums for
+    targets T (n, k): accuracy, the share of correct rows; or, for one output,
+    R^2 = 1 - SSE / SST from the (weighted) mean half squared error, which is
+    ``r2_score`` for one output. For several outputs it gives None: R^2 is
+    then a mean over the outputs, which the pooled sums cannot give."""
     n = T.shape[0]
     if metric == "accuracy":
         return lambda value, correct: correct / n
+    if T.shape[1] > 1:
+        return lambda value, correct: None
     w = np.ones(n) if weights is None else weights.astype(np.float64)
     sst = float((w[:, None] * (T - np.average(T, axis=0, weights=w)) ** 2).sum())
     mass = float(w.sum())

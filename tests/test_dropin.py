@@ -242,3 +242,22 @@ def test_fastmlps_callbacks_work_in_the_estimators(tmp_path):
     assert est.score(X[:30], y[:30]) == stopper.best  # restored to the best epoch
     saved = fastmlp.load(tmp_path / "best.npz")
     assert type(saved) is MLPClassifier and saved.n_iter_ == checkpoint.best_epoch
+
+
+def test_r2_means_what_scikit_learn_means_everywhere():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 3)
+    Y = np.column_stack([X[:, 0] * 10, np.tanh(X[:, 1])])  # outputs of unlike variance
+    est = _quiet(MLPRegressor(hidden_layer_sizes=(8,), max_iter=30, random_state=0,
+                              dtype="float64"), X, Y)
+    expected = r2_score(Y, est.predict(X))
+    assert est.score(X, Y) == pytest.approx(expected, rel=1e-12)
+    assert est.model_.evaluate(X, Y)[1] == pytest.approx(expected, rel=1e-12)
+    net = fastmlp.MLP((3, 8, 2), loss="mse", dtype="float64", seed=0)
+    history = net.fit(X[:200], Y[:200], epochs=2, validation_data=(X[200:], Y[200:]),
+                      verbose=0)
+    assert "r2" not in history.history  # the running sums cannot give a mean over outputs
+    assert history["val_r2"][-1] == pytest.approx(r2_score(Y[200:], net.predict(X[200:])),
+                                                  rel=1e-12)
