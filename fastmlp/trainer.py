@@ -268,8 +268,17 @@ class Trainer:
             f"NaN or infinite at learning rate {lr:g}; try a smaller learning rate. "
             "The model keeps its last finite parameters.")
 
+    # Dropped by release, and left out of pickles: the data, the work buffers
+    # and the compiled closures.
+    _SESSION = ("X", "T", "weights", "validation", "_step", "score", "order", "last_finite")
+
     def release(self):
         """Drop the data and the work buffers, keeping what a resumed fit
         needs: the optimizer, its state and the update count."""
-        self.X = self.T = self.weights = self.validation = None
-        self._step = self.score = self.order = self.last_finite = None
+        for name in self._SESSION:
+            setattr(self, name, None)
+
+    def __getstate__(self):
+        """What ``release`` keeps: a model pickled during a fit (from a
+        callback, say) carries what resume needs, not the session."""
+        return {**self.__dict__, **dict.fromkeys(self._SESSION), "_interrupt": None}

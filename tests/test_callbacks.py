@@ -1,5 +1,7 @@
 """fit's Keras-style conveniences: validation_split, callbacks, progress."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,17 @@ def test_one_line_per_epoch_without_a_bar(digits, capsys, monkeypatch, verbose):
 def test_verbose_0_is_silent(digits, capsys):
     fit(net(), *digits, epochs=2, verbose=0)
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_callback_can_pickle_the_model_mid_fit(digits):
+    pickles = []
+
+    def keep(model, epoch, logs):
+        pickles.append(pickle.dumps(model))
+
+    model = net()
+    fit(model, *digits, epochs=2, callbacks=keep)
+    first = pickle.loads(pickles[0])
+    assert first._trainer.X is None and first._trainer.updates > 0
+    np.testing.assert_array_equal(pickle.loads(pickles[-1]).predict(digits[0]),
+                                  model.predict(digits[0]))
