@@ -26,7 +26,7 @@ from .trainer import Trainer, r2_score
 from .optimizers import SGD, Adam
 from .registry import OPTIMIZERS, SKLEARN_ACTIVATIONS
 from ._validation import check_choice, check_dtype, check_features, check_positive, \
-    check_sample_weight
+    check_sample_weight, kernel_inputs
 
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 SOLVERS = ("lbfgs", *OPTIMIZERS)
@@ -651,13 +651,14 @@ class _BaseMLP:
         for l in range(len(model.sizes) - 1):
             kernels.layer_params(l2, model._sizes, l)[0][...] = self.alpha / mass
         work, grads = model._work(n), np.empty_like(model.params)
+        inputs = kernel_inputs(X)  # SparseRows for a sparse X
         hidden, output, loss = model._codes
         one, zero = model.dtype.type(1), model.dtype.type(0)
 
         def loss_and_grad(theta):
             model.params[...] = theta
             value, _ = kernels.gradient(grads, work, n, model.params, model._sizes, hidden,
-                                        output, loss, X, T, scale, one, zero, zero, weights)
+                                        output, loss, inputs, T, scale, one, zero, zero, weights)
             penalty = l2 * theta
             return value + 0.5 * float(penalty @ theta), grads + penalty
 
@@ -814,9 +815,10 @@ class MLPClassifier(_BaseMLP):
 
     def __sklearn_tags__(self):
         # Only scikit-learn calls this, so importing it here keeps it optional.
-        from sklearn.utils import ClassifierTags, Tags, TargetTags
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
         return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags(multi_label=True))
+                    classifier_tags=ClassifierTags(multi_label=True),
+                    input_tags=InputTags(sparse=True))
 
     @_stochastic_only
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -978,10 +980,10 @@ class MLPRegressor(_BaseMLP):
 
     def __sklearn_tags__(self):
         # Only scikit-learn calls this, so importing it here keeps it optional.
-        from sklearn.utils import RegressorTags, Tags, TargetTags
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
         return Tags(estimator_type="regressor",
                     target_tags=TargetTags(required=True, multi_output=True),
-                    regressor_tags=RegressorTags())
+                    regressor_tags=RegressorTags(), input_tags=InputTags(sparse=True))
 
     @_stochastic_only
     def partial_fit(self, X, y, sample_weight=None):

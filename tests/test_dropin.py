@@ -261,3 +261,16 @@ def test_r2_means_what_scikit_learn_means_everywhere():
     assert "r2" not in history.history  # the running sums cannot give a mean over outputs
     assert history["val_r2"][-1] == pytest.approx(r2_score(Y[200:], net.predict(X[200:])),
                                                   rel=1e-12)
+
+
+def test_lbfgs_on_sparse_X_equals_dense():
+    from scipy import sparse
+
+    X, y = _blobs()
+    X[X < 0] = 0  # half the entries stored
+    params = {"solver": "lbfgs", "hidden_layer_sizes": (6,), "max_iter": 15,
+              "random_state": 0, "dtype": "float64"}
+    dense = _quiet(MLPClassifier(**params), X, y)
+    held = _quiet(MLPClassifier(**params), sparse.csr_matrix(X), y)
+    assert held.n_iter_ == dense.n_iter_
+    np.testing.assert_allclose(held.coefs_[0], dense.coefs_[0], rtol=1e-9, atol=1e-12)

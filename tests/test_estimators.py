@@ -31,6 +31,7 @@ ATTRIBUTES = ["classes_", "coefs_", "intercepts_", "loss_", "loss_curve_", "best
 # atol 1e-7 between predictions of a batch and of single rows (BLAS rounds a
 # 1-row product differently), where one float32 ulp of a value of 1.1 is 1.2e-7.
 FLOAT64_CHECKS = {"check_sample_weight_equivalence_on_dense_data",
+                  "check_sample_weight_equivalence_on_sparse_data",
                   "check_methods_subset_invariance"}
 
 
