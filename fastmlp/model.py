@@ -253,7 +253,7 @@ class MLP:
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
             seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
             n_threads=None, shards=False, sample_weight=None, resume=False,
-            on_divergence="raise"):
+            on_divergence="raise", comm=None):
         """Train by minibatch SGD; returns a History.
 
         X : (n, sizes[0]), dense or scipy.sparse; y : targets as described for ``loss``.
@@ -300,6 +300,20 @@ class MLP:
         epochs, and the model keeps every update made, its optimizer state
         ready for ``resume``. A second Ctrl-C interrupts at once.
 
+        comm : an mpi4py communicator (``pip install 'fastmlp[mpi]'``) to
+            train data-parallel over its ranks, each calling ``fit`` with the
+            same X, y and arguments (a memory-mapped .npy shares them on one
+            machine): rank r computes its share of each minibatch's gradient,
+            one Allreduce adds the shares, and every rank makes the same
+            update, so the result is the one-process fit with the same
+            batch_size and seed up to the order of the sums. The parameters
+            start as rank 0's and stay the same on every rank. Progress and
+            callbacks (checkpoints, saving) run on rank 0 only; their stop
+            decision, their error and the parameters they leave reach every
+            rank after each epoch, and every rank returns the same History.
+            Divergence and Ctrl-C stop all ranks after the same chunk. Not
+            with ``shards``. See fastmlp.distributed.
+
         The training metrics of an epoch are averages over its batches, each
         taken before that batch's update.
         """
@@ -313,19 +327,22 @@ class MLP:
                           shuffle=shuffle, seed=seed, n_threads=n_threads, shards=shards,
                           sample_weight=sample_weight, validation_data=validation_data,
                           validation_split=validation_split, resume=resume,
-                          verbose=verbose)
+                          verbose=verbose, comm=comm)
         if LOSSES[self.loss].code == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         metric = trainer.metric
-        progress = EpochProgress(verbose, epochs, trainer.n)
+        ranks = trainer.ranks
+        progress = EpochProgress(verbose if ranks.root else 0, epochs, trainer.n)
         history = History()
 
         def show(done, total, correct):
             progress.update(done, {"loss": total / done, "accuracy": correct / done}
                             if metric == "accuracy" else {"loss": total / done})
 
-        for callback in callbacks:
-            callback.on_train_begin(self)
+        def epoch_end(epoch, logs):  # every callback runs: no short-circuit
+            return any([callback(self, epoch, logs) for callback in callbacks])
+
+        ranks.on_root(lambda: [callback.on_train_begin(self) for callback in callbacks])
         try:
             with trainer.running():
                 for epoch in range(1, epochs + 1):
@@ -351,10 +368,12 @@ class MLP:
                             *trainer.validation, metric)
                     history.append(epoch, **logs)
                     progress.end(logs)
-                    if any([callback(self, epoch, logs) for callback in callbacks]):
+                    stop = ranks.on_root(epoch_end, epoch, logs)
+                    ranks.broadcast(self.params)
+                    if stop:
                         break
         finally:
             trainer.release()
-        for callback in callbacks:
-            callback.on_train_end(self)
+        ranks.on_root(lambda: [callback.on_train_end(self) for callback in callbacks])
+        ranks.broadcast(self.params)
         return history

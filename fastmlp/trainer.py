@@ -20,6 +20,7 @@ import numpy as np
 from . import kernels, threads
 from ._interrupt import DeferredInterrupt
 from ._validation import check_positive, check_sample_weight
+from .distributed import OneProcess, Ranks, step_kernels
 from .optimizers import SGD, check_optimizer
 
 # Seconds of compiled work between two returns to Python.
@@ -87,9 +88,40 @@ class Trainer:
 
     def __init__(self, model, X, y, *, batch_size=32, optimizer="sgd", shuffle=True, seed=None,
                  n_threads=None, shards=False, sample_weight=None, validation_data=None,
-                 validation_split=0.0, resume=False, verbose=0):
+                 validation_split=0.0, resume=False, verbose=0, comm=None):
         self.model = model
         self.verbose = verbose
+        self.ranks = OneProcess() if comm is None else Ranks(comm)
+        self.ranks.start(lambda: self._prepare(
+            X, y, batch_size, optimizer, n_threads, shards, sample_weight, validation_data,
+            validation_split, resume))
+        n = self.n
+        self.shuffle = shuffle and self.batch < n
+        self.rng = model._rng if seed is None else np.random.default_rng(seed)
+        self.n_batches = -(-n // self.batch)
+        self.mass = float(n if self.weights is None else self.weights.sum(dtype=np.float64))
+        self.score = scorer(self.metric, self.T, self.weights)
+        self.order = np.arange(n)
+        self.epochs_run = 0
+        self.last_finite = np.empty_like(model.params)
+        previous = getattr(model, "_trainer", None) if resume else None
+        if previous is None:
+            self.state = np.zeros((2, model.params.size), model.dtype)
+            self.updates, self._chunk = 0, 1
+        else:
+            self.state, self.updates, self._chunk = previous.state, previous.updates, \
+                previous._chunk
+        self.ranks.synchronise(model.params, self.state, self.rng)
+        self._interrupt = None
+        self._step = self._compiled_step()
+        model._trainer = self  # the next fit resumes from here
+
+    def _prepare(self, X, y, batch_size, optimizer, n_threads, shards, sample_weight,
+                 validation_data, validation_split, resume):
+        """Validate the data and the settings and keep them; returns what the
+        ranks of a distributed fit must agree on."""
+        model = self.model
+        X_given = X
         X, T, self.metric = model._data(X, y)
         self.optimizer = check_optimizer(optimizer)
         weights = None if sample_weight is None else check_sample_weight(
@@ -101,28 +133,17 @@ class Trainer:
         self.batch = n if batch_size is None else min(
             check_positive("batch_size", batch_size, integer=True), n)
         self.n_threads = threads.check_threads(n_threads)
+        if shards and isinstance(self.ranks, Ranks):
+            raise ValueError("shards=True splits a process's minibatch over its threads; "
+                             "with comm, each rank already takes its share of the minibatch")
         self.n_shards = self.n_threads if shards and self.batch > 1 else 1
-        self.shuffle = shuffle and self.batch < n
-        self.rng = model._rng if seed is None else np.random.default_rng(seed)
-        self.n_batches = -(-n // self.batch)
-        self.mass = float(n if weights is None else weights.sum(dtype=np.float64))
-        self.score = scorer(self.metric, T, weights)
-        self.order = np.arange(n)
-        self.epochs_run = 0
-        self.last_finite = np.empty_like(model.params)
         previous = getattr(model, "_trainer", None) if resume else None
         if previous is not None and previous.optimizer != self.optimizer:
             raise ValueError(f"resume needs the optimizer of the previous fit, "
                              f"{previous.optimizer!r}; got {self.optimizer!r}")
-        if previous is None:
-            self.state = np.zeros((2, model.params.size), model.dtype)
-            self.updates, self._chunk = 0, 1
-        else:
-            self.state, self.updates, self._chunk = previous.state, previous.updates, \
-                previous._chunk
-        self._interrupt = None
-        self._step = self._compiled_step()
-        model._trainer = self  # the next fit resumes from here
+        return (f"X {type(X_given).__name__} of {getattr(X_given, 'dtype', None)} with {n} "
+                f"training rows, targets {T.shape}, weights {weights is not None}, model "
+                f"{model.sizes} {model.dtype}, batch {self.batch}, {self.optimizer!r}")
 
     def _split(self, validation_data, validation_split, X, T, weights):
         """((X_val, T_val) or None, and the training X, T, weights): the
@@ -162,6 +183,8 @@ class Trainer:
         hidden, output, loss = model._codes
         X, T, weights = self.X, self.T, self.weights
         sparse = isinstance(X, kernels.SparseRows)
+        if isinstance(self.ranks, Ranks):
+            return self._replicated_step()
         if self.batch == 1 and self.optimizer == SGD() and weights is None and not sparse:
             work = model._work(1)
 
@@ -182,6 +205,35 @@ class Trainer:
             inputs = X._replace(rows=X.rows[self.order]) if sparse else X
             return train(params, state, grads, work, stats, rows, sizes, hidden, output,
                          inputs, T, weights, self.order, gather, batch, first, stop, hyper, done)
+        return step
+
+    def _replicated_step(self):
+        """The step of a fit over MPI (fastmlp.distributed): per batch, this
+        rank's share of the gradient, one Allreduce of the flat gradient
+        buffer, and the update every rank makes; its (loss sum, n_correct)
+        are this rank's share, which ``epoch`` adds over the ranks."""
+        model, sizes, ranks = self.model, self.model._sizes, self.ranks
+        hidden, output, loss = model._codes
+        X, T, weights = self.X, self.T, self.weights
+        sparse = isinstance(X, kernels.SparseRows)
+        rows = -(-self.batch // ranks.size)
+        work = np.empty(kernels.work_size(sizes, rows, self.shuffle, sparse), model.dtype)
+        grads = np.empty((1, model.params.size), model.dtype)
+        share_gradient, update = step_kernels(loss, self.optimizer.rule)
+        params, state, batch, gather = model.params, self.state, self.batch, self.shuffle
+
+        def step(first, stop, lr, hyper, done):
+            inputs = X._replace(rows=X.rows[self.order]) if sparse else X
+            total, correct = 0.0, 0
+            for i in range(first, stop):
+                value, c = share_gradient(grads[0], work, rows, params, sizes, hidden, output,
+                                          inputs, T, weights, self.order, gather, batch, i,
+                                          ranks.rank, ranks.size)
+                ranks.sum(grads)
+                update(params, state, grads, sizes, hyper, done + i + 1)
+                total += value
+                correct += c
+            return total, correct
         return step
 
     @contextmanager
@@ -226,8 +278,12 @@ class Trainer:
             else:
                 value, c = self._step(first, stop, lr, hyper, start_updates)
             per_batch = (time.perf_counter() - started) / (stop - first)
+            diverged = not (np.isfinite(value) and np.isfinite(params).all())
+            # A distributed fit's ranks add these up, so all decide alike.
+            value, c, per_batch, diverged, interrupted = self.ranks.agree(
+                (value, c, per_batch / self.ranks.size, diverged, self._interrupt.requested))
             self._chunk = max(1, min(4 * self._chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
-            if not (np.isfinite(value) and np.isfinite(params).all()):
+            if diverged:
                 self._diverged(lr)
             total += value
             correct += c
@@ -235,7 +291,7 @@ class Trainer:
             self.updates = start_updates + stop
             if on_chunk is not None:
                 on_chunk(min(stop * self.batch, self.n), total, correct)
-            if self._interrupt.requested:
+            if interrupted:
                 warnings.warn(f"training interrupted in epoch {self.epochs_run}, after {stop} "
                               f"of {self.n_batches} batches: the model keeps every update made",
                               RuntimeWarning, stacklevel=3)
