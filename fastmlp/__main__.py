@@ -15,6 +15,7 @@ from . import MLP, __version__, load, plots
 from .callbacks import EarlyStopping
 from .datasets import (load_array, load_digits, load_fashion_mnist, load_idx_pair, load_mnist,
                        load_mnist_pkl, load_npy, load_npz, scale)
+from .distributed import launched_comm
 from .model import DTYPES
 from .optimizers import SGD
 from .registry import ACTIVATIONS, LOSSES, OPTIMIZERS
@@ -303,7 +304,16 @@ def _write_history(history, path):
             writer.writerows(zip(*columns.values()))
 
 
+def _silent(*args, **kwargs):
+    pass
+
+
 def _train(args):
+    """Train, and under mpiexec or srun train data-parallel over the ranks
+    (replicated mode: each reads the same data), rank 0 printing and writing."""
+    comm = launched_comm()
+    root = comm is None or comm.Get_rank() == 0
+    say = print if root else _silent
     if args.plot:
         _need_matplotlib("--plot")
     (X, y), test = _read_files(args.train_file) if args.train_file else _data_set(args)
@@ -315,7 +325,7 @@ def _train(args):
     net = MLP((X.shape[1], *args.hidden, n_classes), activation=args.activation,
               loss=args.loss, dtype=args.dtype, seed=args.seed)
     tested = "no" if test is None else len(test[1])
-    print(f"{_source(args)}: {len(y)} training and {tested} test samples; {net}")
+    say(f"{_source(args)}: {len(y)} training and {tested} test samples; {net}")
     optimizer = (SGD(momentum=args.momentum or 0.0) if args.optimizer == "sgd"
                  else OPTIMIZERS[args.optimizer].type())
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
@@ -324,8 +334,10 @@ def _train(args):
     history = net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
                       lr=lr, optimizer=optimizer,
                       validation_split=args.validation_split, callbacks=stopper, verbose=2,
-                      n_threads=args.threads)
-    print(f"trained in {time.perf_counter() - start:.2f} s")
+                      n_threads=args.threads, comm=comm)
+    say(f"trained in {time.perf_counter() - start:.2f} s")
+    if not root:
+        return 0
     if stopper is not None and stopper.stopped_epoch is not None:
         print(f"stopped early after epoch {stopper.stopped_epoch}: no better val_loss for "
               f"{stopper.patience} epochs; kept the weights of epoch {stopper.best_epoch}")

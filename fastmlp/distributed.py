@@ -28,6 +28,7 @@ mpi4py is imported when a communicator is first given (``pip install
 """
 
 import functools
+import os
 import time
 
 import numpy as np
@@ -38,6 +39,9 @@ from .kernels.network import _gathered
 from .kernels.optim import without_l2
 
 INSTALL = "pip install 'fastmlp[mpi]'"
+# Environment variables giving the number of ranks a launcher started: MPICH's
+# mpiexec and Slurm's srun (PMI), Open MPI's mpirun.
+LAUNCHED_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
 
 def mpi():
@@ -48,6 +52,15 @@ def mpi():
         raise ImportError(f"training over MPI (comm=...) needs mpi4py and an MPI: {INSTALL}") \
             from error
     return MPI
+
+
+def launched_comm():
+    """MPI's COMM_WORLD when a launcher (mpiexec, srun) started this process as
+    one of several ranks, else None; mpi4py is imported only then."""
+    sizes = [os.environ.get(name, "") for name in LAUNCHED_SIZE]
+    if not any(size.isdigit() and int(size) > 1 for size in sizes):
+        return None
+    return mpi().COMM_WORLD
 
 
 class OneProcess:

@@ -302,8 +302,9 @@ class Trainer:
     def _first_call(self, stop, lr, hyper, done):
         """The Trainer's first compiled call, which compiles its kernels or loads
         them from Numba's disk cache; under ``verbose`` a call still running
-        after COMPILE_NOTICE_SECONDS prints one line saying what compiles."""
-        if not self.verbose:
+        after COMPILE_NOTICE_SECONDS prints one line saying what compiles (on
+        rank 0 of a distributed fit)."""
+        if not (self.verbose and self.ranks.root):
             return self._step(0, stop, lr, hyper, done)
         notice = threading.Timer(COMPILE_NOTICE_SECONDS, print, [
             f"fastmlp: compiling the training loop for {self.model.dtype}, "

@@ -77,20 +77,24 @@ for name, case in json.loads(sys.argv[2]).items():
 """
 
 
-def mpirun(script, *args, n=2, timeout=80):
-    """Run ``script`` (Python source) on n ranks; returns the CompletedProcess."""
-    path = Path(args[0]) / "script.py"
-    path.write_text(textwrap.dedent(script))
+def mpirun(folder, *command, n=2, timeout=80):
+    """Run ``command`` on n ranks in ``folder``; returns the CompletedProcess."""
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
-    return subprocess.run([str(MPIEXEC), "-n", str(n), sys.executable, str(path), *args],
-                          check=False, capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    return subprocess.run([str(MPIEXEC), "-n", str(n), *command], cwd=folder, check=False,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def python(folder, source, *args):
+    """The command running Python ``source`` with ``args``, written to a file in ``folder``."""
+    path = Path(folder) / "script.py"
+    path.write_text(textwrap.dedent(source))
+    return sys.executable, str(path), *args
 
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("mpi")
-    run = mpirun(SCRIPT, str(out), json.dumps(CASES))
+    run = mpirun(out, *python(out, SCRIPT, str(out), json.dumps(CASES)))
     assert run.returncode == 0, run.stderr
     return out, run.stdout
 
@@ -154,7 +158,7 @@ except Exception as error:
     ("callback", "RuntimeError: the fit failed on rank 0: OSError: No space left"),
 ])
 def test_faults_end_every_rank_with_the_error(tmp_path, fault, rank_1_says):
-    run = mpirun(FAULTS, str(tmp_path), fault, timeout=60)
+    run = mpirun(tmp_path, *python(tmp_path, FAULTS, str(tmp_path), fault), timeout=60)
     assert run.returncode == 0, run.stderr
     said = [(tmp_path / f"rank{rank}.txt").read_text() for rank in (0, 1)]
     assert said[1].startswith(rank_1_says)
@@ -164,3 +168,13 @@ def test_faults_end_every_rank_with_the_error(tmp_path, fault, rank_1_says):
         assert "rank(s) 1 have X ndarray of float64 with 50 training rows" in said[0]
     else:
         assert said[0] == "OSError: No space left on device"
+
+
+def test_the_command_line_trains_over_the_ranks(tmp_path):
+    run = mpirun(tmp_path, sys.executable, "-m", "fastmlp", "train", "--epochs", "2",
+                 "--model", "net.npz", "--threads", "1")
+    assert run.returncode == 0, run.stderr
+    for line in ("digits: 1438 training", "epoch 2/2", "saved the model to net.npz",
+                 "test accuracy"):
+        assert run.stdout.count(line) == 1, run.stdout
+    assert fastmlp.load(tmp_path / "net.npz").evaluate(*load_digits()[1])[1] > 0.8
