@@ -1,0 +1,123 @@
+"""Throughput of data-parallel fits over MPI against one process.
+
+    python benchmarks/mpi_scaling.py [--repeats 3] [--samples 20000] [--batch-sizes 128 512 2048]
+
+Trains the 784-256-128-10 relu net (float32, SGD, Fashion-MNIST) for one
+epoch of ``--samples`` images per batch size in four set-ups, each a fresh
+process (``mpiexec -n R`` from this venv for the ranks), after one untimed
+epoch, alternating the set-ups ``--repeats`` times:
+
+    1 process x 1 thread    fit without comm, n_threads=1
+    1 rank x 1 thread       fit(comm=MPI.COMM_WORLD) under mpiexec -n 1
+    2 ranks x 1 thread      the same under mpiexec -n 2 (replicated mode)
+    1 process x 2 threads   fit without comm, n_threads=2
+
+Prints median samples/s (the slowest rank's epoch time), the speed-up of 2
+ranks over 1 rank, and the communication share of the 2-rank step: seconds
+in the gradients' Allreduce over the epoch's seconds (rank 0's; waiting for
+a slower rank counts as Allreduce), then the median time of one Allreduce of
+the net's parameter count alone, between the 2 ranks.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZES = (784, 256, 128, 10)
+SETUPS = {"1 process x 1 thread": (0, 1), "1 rank x 1 thread": (1, 1),
+          "2 ranks x 1 thread": (2, 1), "1 process x 2 threads": (0, 2)}
+
+
+def worker(args):
+    """One set-up: prints a JSON line {batch: [samples/s, Allreduce share]} (rank 0)."""
+    import fastmlp
+    from fastmlp.datasets import load_fashion_mnist
+    comm = None
+    if args.ranks:
+        from mpi4py import MPI
+        comm = MPI.COMM_WORLD
+    (X, y), _ = load_fashion_mnist()
+    X, y = X[:args.samples] / np.float32(255), y[:args.samples]
+    n_params = fastmlp.MLP(SIZES).params.size
+    results = {"allreduce": allreduce_seconds(comm, n_params) if comm is not None else 0.0}
+    for batch_size in args.batch_sizes:
+        def epoch(n, batch_size=batch_size):
+            net = fastmlp.MLP(SIZES, "relu", seed=0)
+            if comm is not None:
+                comm.Barrier()
+            started = time.perf_counter()
+            net.fit(X[:n], y[:n], epochs=1, batch_size=batch_size, lr=0.01, verbose=0,
+                    n_threads=args.threads, comm=comm)
+            seconds = time.perf_counter() - started
+            if comm is None:
+                return seconds, 0.0
+            share = net._trainer.ranks.allreduce_seconds / seconds
+            return comm.allreduce(seconds, op=MPI.MAX), share
+        epoch(4 * batch_size)  # compile or load, warm up the threads
+        seconds, share = epoch(len(y))
+        results[batch_size] = (len(y) / seconds, share)
+    if comm is None or comm.Get_rank() == 0:
+        print(json.dumps(results), flush=True)
+
+
+def allreduce_seconds(comm, n, repeats=200):
+    """Median seconds of an Allreduce of n float32 over ``comm``, its ranks
+    released together by a Barrier."""
+    from mpi4py import MPI
+    buffer = np.ones(n, np.float32)
+    times = []
+    for _ in range(repeats):
+        comm.Barrier()
+        started = time.perf_counter()
+        comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def run(setup, args):
+    ranks, n_threads = SETUPS[setup]
+    command = [sys.executable, __file__, "--worker", "--ranks", str(ranks), "--threads",
+               str(n_threads), "--samples", str(args.samples), "--batch-sizes",
+               *map(str, args.batch_sizes)]
+    if ranks:
+        command = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), *command]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return {int(b) if b.isdigit() else b: r for b, r in json.loads(out.splitlines()[-1]).items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512, 2048])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ranks", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    runs = {setup: [] for setup in SETUPS}
+    for _ in range(args.repeats):
+        for setup in SETUPS:
+            runs[setup].append(run(setup, args))
+    print(f"samples/s, median of {args.repeats}; {args.samples} samples per epoch")
+    print("| batch | " + " | ".join(SETUPS) + " | 2 ranks / 1 rank | Allreduce share, 2 ranks |")
+    print("|---" * (len(SETUPS) + 3) + "|")
+    for b in args.batch_sizes:
+        rate = {s: np.median([r[b][0] for r in runs[s]]) for s in SETUPS}
+        share = np.median([r[b][1] for r in runs["2 ranks x 1 thread"]])
+        print(f"| {b} | " + " | ".join(f"{rate[s]:,.0f}" for s in SETUPS)
+              + f" | {rate['2 ranks x 1 thread'] / rate['1 rank x 1 thread']:.2f}x"
+              f" | {share:.1%} |", flush=True)
+    allreduce = np.median([r["allreduce"] for r in runs["2 ranks x 1 thread"]])
+    print(f"One Allreduce of the net's float32 parameters between 2 ranks: "
+          f"{allreduce * 1e6:.0f} us (median)")
+
+
+if __name__ == "__main__":
+    main()
