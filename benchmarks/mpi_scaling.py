@@ -15,8 +15,8 @@ epoch, alternating the set-ups ``--repeats`` times:
 Prints median samples/s (the slowest rank's epoch time), the speed-up of 2
 ranks over 1 rank, and the communication share of the 2-rank step: seconds
 in the gradients' Allreduce over the epoch's seconds (rank 0's; waiting for
-a slower rank counts as Allreduce), then the median time of one Allreduce of
-the net's parameter count alone, between the 2 ranks.
+a slower rank counts as Allreduce), then the median time of one Allreduce
+between the 2 ranks of the net's parameters alone, and of one number.
 """
 
 import argparse
@@ -44,7 +44,8 @@ def worker(args):
     (X, y), _ = load_fashion_mnist()
     X, y = X[:args.samples] / np.float32(255), y[:args.samples]
     n_params = fastmlp.MLP(SIZES).params.size
-    results = {"allreduce": allreduce_seconds(comm, n_params) if comm is not None else 0.0}
+    results = {"allreduce": [allreduce_seconds(comm, n) if comm is not None else 0.0
+                             for n in (n_params, 1)]}
     for batch_size in args.batch_sizes:
         def epoch(n, batch_size=batch_size):
             net = fastmlp.MLP(SIZES, "relu", seed=0)
@@ -56,7 +57,7 @@ def worker(args):
             seconds = time.perf_counter() - started
             if comm is None:
                 return seconds, 0.0
-            share = net._trainer.ranks.allreduce_seconds / seconds
+            share = net._trainer.allreduce_seconds / seconds
             return comm.allreduce(seconds, op=MPI.MAX), share
         epoch(4 * batch_size)  # compile or load, warm up the threads
         seconds, share = epoch(len(y))
@@ -114,9 +115,9 @@ def main():
         print(f"| {b} | " + " | ".join(f"{rate[s]:,.0f}" for s in SETUPS)
               + f" | {rate['2 ranks x 1 thread'] / rate['1 rank x 1 thread']:.2f}x"
               f" | {share:.1%} |", flush=True)
-    allreduce = np.median([r["allreduce"] for r in runs["2 ranks x 1 thread"]])
-    print(f"One Allreduce of the net's float32 parameters between 2 ranks: "
-          f"{allreduce * 1e6:.0f} us (median)")
+    params, one = np.median([r["allreduce"] for r in runs["2 ranks x 1 thread"]], axis=0)
+    print(f"One Allreduce between 2 ranks, median: {params * 1e6:.0f} us of the net's float32 "
+          f"parameters, {one * 1e6:.0f} us of one float32")
 
 
 if __name__ == "__main__":

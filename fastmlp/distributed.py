@@ -67,6 +67,7 @@ class OneProcess:
     """The ranks of a fit without a communicator: itself alone, agreeing with
     itself at no cost."""
     size, rank, root = 1, 0, True
+    allreduce_seconds = 0.0
 
     def start(self, prepare):
         prepare()

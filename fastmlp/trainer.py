@@ -178,13 +178,14 @@ class Trainer:
         SGD take the per-sample loop; every other batch takes the batch trainer,
         which writes a plain SGD step straight into the weights when the batch
         runs as one shard (for sparse X, into the rows of W its entries touch,
-        unless the step shrinks every weight)."""
+        unless the step shrinks every weight). A fit over MPI takes
+        ``_replicated_step``."""
+        if isinstance(self.ranks, Ranks):
+            return self._replicated_step()
         model, sizes = self.model, self.model._sizes
         hidden, output, loss = model._codes
         X, T, weights = self.X, self.T, self.weights
         sparse = isinstance(X, kernels.SparseRows)
-        if isinstance(self.ranks, Ranks):
-            return self._replicated_step()
         if self.batch == 1 and self.optimizer == SGD() and weights is None and not sparse:
             work = model._work(1)
 
@@ -325,13 +326,17 @@ class Trainer:
             f"NaN or infinite at learning rate {lr:g}; try a smaller learning rate. "
             "The model keeps its last finite parameters.")
 
-    # Dropped by release, and left out of pickles: the data, the work buffers
-    # and the compiled closures.
-    _SESSION = ("X", "T", "weights", "validation", "_step", "score", "order", "last_finite")
+    # Dropped by release, and left out of pickles: the data, the work buffers,
+    # the compiled closures and the communicator.
+    _SESSION = ("X", "T", "weights", "validation", "_step", "score", "order", "last_finite",
+                "ranks")
 
     def release(self):
         """Drop the data and the work buffers, keeping what a resumed fit
-        needs: the optimizer, its state and the update count."""
+        needs: the optimizer, its state and the update count, and
+        ``allreduce_seconds``, the time the ranks of a fit over MPI spent in
+        the gradients' Allreduce (0 without)."""
+        self.allreduce_seconds = self.ranks.allreduce_seconds
         for name in self._SESSION:
             setattr(self, name, None)
 

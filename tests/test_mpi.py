@@ -55,6 +55,7 @@ def fit(case, seed, comm=None, verbose=0, callbacks=None):
 
 SCRIPT = f"""
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -72,7 +73,7 @@ for name, case in json.loads(sys.argv[2]).items():
         (out / f"{{name}}-callback-rank{{rank}}-epoch{{epoch}}").touch()
     # Each rank starts from other weights: rank 0's are broadcast.
     net, history = fit(case, seed=rank, comm=comm, verbose=2, callbacks=[mark])
-    np.save(out / f"{{name}}-rank{{rank}}.npy", net.params)
+    np.save(out / f"{{name}}-rank{{rank}}.npy", pickle.loads(pickle.dumps(net)).params)
     (out / f"{{name}}-history-rank{{rank}}.json").write_text(json.dumps(history.history))
 """
 
