@@ -6,9 +6,11 @@ one-process fits it is compared with.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +181,43 @@ def test_the_command_line_trains_over_the_ranks(tmp_path):
                  "test accuracy"):
         assert run.stdout.count(line) == 1, run.stdout
     assert fastmlp.load(tmp_path / "net.npz").evaluate(*load_digits()[1])[1] > 0.8
+
+
+INTERRUPTED = """
+import sys
+from pathlib import Path
+
+from mpi4py import MPI
+
+import fastmlp
+from fastmlp.datasets import load_digits
+
+comm = MPI.COMM_WORLD
+(X, y), _ = load_digits()
+started = Path(sys.argv[1]) / "started"
+net = fastmlp.MLP((64, 256, 10), seed=0)
+history = net.fit(X / 16, y, epochs=10**6, batch_size=8, verbose=0, comm=comm,
+                  callbacks=lambda model, epoch, logs: started.touch())
+print(f"rank {comm.Get_rank()}: interrupted {history.interrupted}, "
+      f"{net._trainer.updates} updates", flush=True)
+"""
+
+
+def test_ctrl_c_to_mpiexec_stops_every_rank_after_the_same_batch(tmp_path):
+    command = [str(MPIEXEC), "-n", "2", *python(tmp_path, INTERRUPTED, str(tmp_path))]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "NUMBA_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    lines = sorted(line for line in out.splitlines() if line.startswith("rank"))
+    assert len(lines) == 2, out
+    updates = {line.split(", ")[1] for line in lines}
+    assert all("interrupted True" in line for line in lines) and len(updates) == 1, out
+    assert err.count("training interrupted") == 2
