@@ -39,8 +39,8 @@ from .kernels.network import _gathered
 from .kernels.optim import without_l2
 
 INSTALL = "pip install 'fastmlp[mpi]'"
-# Environment variables giving the number of ranks a launcher started: MPICH's
-# mpiexec and Slurm's srun (PMI), Open MPI's mpirun.
+# Environment variables giving the number of ranks a launcher started: PMI's
+# (MPICH's mpiexec, Slurm's srun --mpi=pmi2) and Open MPI's mpirun's.
 LAUNCHED_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
 
