@@ -677,8 +677,12 @@ class _BaseMLP:
         from scipy import optimize  # 0.3 s of import, paid by lbfgs users only
 
         self.n_iter_ = 0
+        # SciPy's L-BFGS-B and the NumPy sums above call BLAS on vectors between
+        # the compiled gradients: on BLAS's own threads, they and Numba's took
+        # turns at the cores, 3-9x slower than with BLAS on one thread for the
+        # length of the fit (benchmarks/estimators.py --solver lbfgs).
         with threads.using(threads.check_threads(self.n_threads)), \
-                DeferredInterrupt() as interrupt:
+                threads.blas_on_one_thread(), DeferredInterrupt() as interrupt:
             result = optimize.minimize(
                 loss_and_grad, model.params.astype(np.float64), method="L-BFGS-B", jac=True,
                 callback=iteration_ends,

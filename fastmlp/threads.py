@@ -2,8 +2,10 @@
 
 Training and prediction run on Numba's threads: the matrix products share
 their tiles out over them (fastmlp.kernels.blas), and ``fit(shards=True)``
-gives each a shard of the minibatch. No BLAS library is called, so no other
-library's thread pool is touched. Numba's thread count is a setting of each
+gives each a shard of the minibatch. fastmlp calls no BLAS library; only
+SciPy's L-BFGS-B, under the estimators' solver="lbfgs", does, and for the
+length of such a fit BLAS runs on one thread (``blas_on_one_thread``).
+Numba's thread count is a setting of each
 Python thread: fits running at once in several Python threads each keep
 their own, and the results do not depend on it.
 
@@ -20,6 +22,7 @@ cores. fastmlp reads the environment and never writes it.
 
 import numbers
 import os
+import threading
 from contextlib import contextmanager
 
 import numba
@@ -69,3 +72,30 @@ def using(n):
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+_blas_lock = threading.Lock()
+_blas_limited = False  # a blas_on_one_thread block holds the limit
+
+
+@contextmanager
+def blas_on_one_thread():
+    """Run the block with every BLAS library on one thread. BLAS's thread
+    count is one setting for the whole process, and OpenBLAS takes it only
+    from the thread that sets it: the first block sets the limit and lifts it
+    (the counts restored) when it ends, and blocks that start while it runs,
+    in other Python threads, run under it and change nothing."""
+    global _blas_limited
+    with _blas_lock:
+        owner = not _blas_limited
+        _blas_limited = True
+    if not owner:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            yield
+    finally:
+        with _blas_lock:
+            _blas_limited = False
