@@ -51,7 +51,8 @@ def r2_score(T, P, weights=None):
     residual = w @ (T - P) ** 2
     total = w @ (T - np.average(T, axis=0, weights=w)) ** 2
     safe = np.where(total > 0, total, 1.0)
-    return float(np.where(total > 0, 1.0 - residual / safe, residual == 0).mean())
+    with np.errstate(invalid="ignore"):  # inf / inf: NaN, which callers refuse
+        return float(np.where(total > 0, 1.0 - residual / safe, residual == 0).mean())
 
 
 def scorer(metric, T, weights=None):
