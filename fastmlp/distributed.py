@@ -33,9 +33,9 @@ import time
 
 import numpy as np
 
-from .kernels import gradient, n_rows, optimizer_update, row_range, update_block
+from .kernels import gradient, n_rows, optimizer_update, update_block
 from .kernels._jit import cast_like, kernel
-from .kernels.network import _gathered
+from .kernels.network import batch_mass, batch_run
 from .kernels.optim import without_l2
 
 INSTALL = "pip install 'fastmlp[mpi]'"
@@ -188,11 +188,7 @@ def step_kernels(loss, rule):
         n = n_rows(X)
         s = i * batch
         m = min(s + batch, n) - s
-        mass = float(m)
-        if weights is not None:
-            mass = 0.0
-            for r in range(s, s + m):
-                mass += weights[order[r]]
+        mass = batch_mass(weights, order, s, m)
         scale = 1.0 / mass if mass > 0 else 0.0
         size = (m + ranks - 1) // ranks
         a = min(s + rank * size, s + m)
@@ -200,11 +196,7 @@ def step_kernels(loss, rule):
         if a == b:
             grads[:] = 0
             return 0.0, 0
-        if gather:
-            Xb, Tb, wb = _gathered(work, sizes, rows, X, T, weights, order, a, b - a)
-        else:
-            Xb, Tb = row_range(X, a, b), T[a:b]
-            wb = weights if weights is None else weights[a:b]
+        Xb, Tb, wb = batch_run(work, sizes, rows, X, T, weights, order, gather, a, b)
         one, zero = cast_like(params, 1.0), cast_like(params, 0.0)
         value, correct = gradient(grads, work, rows, params, sizes, hidden, output, loss, Xb, Tb,
                                   scale, one, zero, zero, wb)

@@ -157,6 +157,28 @@ def _gathered(work, sizes, rows, X, T, weights, order, start, n):
     return Xb, Tb, wb
 
 
+@helper
+def batch_mass(weights, order, start, m):
+    """Total weight of the m samples order[start:start + m]: m when weights
+    (n_samples,) is None."""
+    if weights is None:
+        return float(m)
+    mass = 0.0
+    for r in range(start, start + m):
+        mass += weights[order[r]]
+    return mass
+
+
+@helper
+def batch_run(work, sizes, rows, X, T, weights, order, gather, a, b):
+    """The samples a..b-1 of the epoch as (Xb, Tb, wb): gathered from
+    ``order`` into the batch buffers of ``work`` when ``gather`` (see
+    ``_gathered``), else views of X (dense or SparseRows), T and weights."""
+    if gather:
+        return _gathered(work, sizes, rows, X, T, weights, order, a, b - a)
+    return row_range(X, a, b), T[a:b], weights if weights is None else weights[a:b]
+
+
 @kernel
 def forward(work, rows, params, sizes, hidden, output, X):
     """Run the network on X (n, sizes[0]) or SparseRows, n <= rows; return
@@ -274,11 +296,7 @@ def batch_trainer(loss, rule, parallel):
         for i in range(first, stop):
             s = i * batch
             m = min(s + batch, n) - s
-            mass = float(m)  # the batch's total weight
-            if weights is not None:
-                mass = 0.0
-                for r in range(s, s + m):
-                    mass += weights[order[r]]
+            mass = batch_mass(weights, order, s, m)
             scale = 1.0 / mass if mass > 0 else 0.0
             size = (m + n_shards - 1) // n_shards
             active = (m + size - 1) // size
@@ -288,11 +306,7 @@ def batch_trainer(loss, rule, parallel):
             for t in loop(active):
                 a = s + t * size
                 b = min(a + size, s + m)
-                if gather:
-                    Xb, Tb, wb = _gathered(work[t], sizes, rows, X, T, weights, order, a, b - a)
-                else:
-                    Xb, Tb = row_range(X, a, b), T[a:b]
-                    wb = weights if weights is None else weights[a:b]
+                Xb, Tb, wb = batch_run(work[t], sizes, rows, X, T, weights, order, gather, a, b)
                 if fused:
                     target, alpha, beta, bias_beta = params, step_scale, decay, bias_decay
                 else:
