@@ -739,14 +739,7 @@ class _BaseMLP:
             raise _not_fitted(self)
         dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
         X = self._check_input(X, self.model_.dtype, reset=False)
-        # The output activation runs in the answer's dtype: float64
-        # probabilities of float32 logits stay below 1 where float32 ones round to it.
-        out = self.model_._raw_output(X).astype(dtype, copy=False)
-        if self.out_activation_ == "softmax":
-            kernels.softmax(out, out)
-        elif self.out_activation_ == "logistic":
-            kernels.activation_forward(out, out, kernels.SIGMOID)
-        return out
+        return self.model_.predict_proba(X, dtype=dtype)
 
     def predict(self, X):
         """Predictions for X (n_samples, n_features): labels (n_samples,) (or 0/1

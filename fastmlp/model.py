@@ -22,8 +22,8 @@ class History:
     """Per-epoch metrics of ``MLP.fit``: ``history["loss"]`` is a list with one
     value per epoch, like Keras' History. Keys: loss, accuracy or r2 (not
     for several regression outputs, whose R^2 the epoch's running sums cannot
-    give), and val_loss, val_accuracy or val_r2 when validation data is given. ``interrupted``
-    says whether Ctrl-C ended the fit that returned it."""
+    give), and val_loss, val_accuracy or val_r2 when validation data is given.
+    ``interrupted`` says whether Ctrl-C ended the fit that returned it."""
 
     def __init__(self):
         self.history = {}
@@ -218,10 +218,15 @@ class MLP:
         check_finite_result("the network's output", self.dtype, out)
         return out
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, dtype=None):
         """Network outputs for X (n, sizes[0]): class probabilities (n, k) for the
-        cross-entropy losses, the output activations for mse."""
+        cross-entropy losses, the output activations for mse. ``dtype``: of the
+        answer, the model's by default; the output activation runs in it, so
+        float64 probabilities of float32 logits stay below 1 where float32
+        ones round to it."""
         out = self._raw_output(X)
+        if dtype is not None:
+            out = out.astype(dtype, copy=False)
         if self.output == "softmax":
             kernels.softmax(out, out)
         elif self.output == "sigmoid" and self._output_code == kernels.IDENTITY:
