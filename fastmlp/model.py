@@ -6,6 +6,7 @@ import numpy as np
 
 from . import kernels, threads
 from .callbacks import check_callbacks
+from .distributed import ONE_PROCESS
 from .progress import EpochProgress
 from .registry import ACTIVATIONS, LOSSES
 from .trainer import Trainer, r2_score
@@ -188,7 +189,9 @@ class MLP:
                     work, rows, self.params, self._sizes, hidden, output,
                     kernels.row_range(X, start, start + rows))
 
-    def _evaluate(self, X, T, metric):
+    def _evaluate(self, X, T, metric, ranks=ONE_PROCESS):
+        """(mean loss, accuracy or R^2) on X, T (n, sizes[-1]), pooled over
+        the ranks of a sharded fit."""
         _, output, loss = self._codes
         total, correct = 0.0, 0
         predictions = np.empty_like(T) if metric == "r2" else None
@@ -199,8 +202,10 @@ class MLP:
             correct += c
             if predictions is not None:  # mse's outputs are the predictions
                 predictions[block] = out
-        value = total / T.shape[0]
-        score = correct / T.shape[0] if predictions is None else r2_score(T, predictions)
+        total, correct, n = ranks.pooled([total, correct, T.shape[0]])
+        value = total / n
+        score = correct / n if predictions is None else r2_score(ranks.gathered(T),
+                                                                  ranks.gathered(predictions))
         check_finite_result("the loss", self.dtype, value, score)
         return value, score
 
@@ -258,7 +263,7 @@ class MLP:
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
             seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
             n_threads=None, shards=False, sample_weight=None, resume=False,
-            on_divergence="raise", comm=None):
+            on_divergence="raise", comm=None, sharded=False):
         """Train by minibatch SGD; returns a History.
 
         X : (n, sizes[0]), dense or scipy.sparse; y : targets as described for ``loss``.
@@ -318,6 +323,13 @@ class MLP:
             rank after each epoch, and every rank returns the same History.
             Divergence and Ctrl-C stop all ranks after the same chunk. Not
             with ``shards``. See fastmlp.distributed.
+        sharded : with comm, each rank passes its own rows (and its own
+            validation data or split) instead of the same X and y: step i
+            trains on the union of every rank's batch i of ``batch_size``
+            samples, each rank shuffling its rows with its own generator. A
+            rank whose batches run out before the others' adds no samples to
+            the epoch's last steps. The epoch's metrics and the validation
+            are pooled over the ranks.
 
         The training metrics of an epoch are averages over its batches, each
         taken before that batch's update.
@@ -332,12 +344,12 @@ class MLP:
                           shuffle=shuffle, seed=seed, n_threads=n_threads, shards=shards,
                           sample_weight=sample_weight, validation_data=validation_data,
                           validation_split=validation_split, resume=resume,
-                          verbose=verbose, comm=comm)
+                          verbose=verbose, comm=comm, sharded=sharded)
         if LOSSES[self.loss].code == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         metric = trainer.metric
         ranks = trainer.ranks
-        progress = EpochProgress(verbose if ranks.root else 0, epochs, trainer.n)
+        progress = EpochProgress(verbose if ranks.root else 0, epochs, trainer.n_total)
         history = History()
 
         def show(done, total, correct):
@@ -369,8 +381,7 @@ class MLP:
                     if result.score is not None:  # None: R^2 of several outputs
                         logs[metric] = result.score
                     if trainer.validation is not None:
-                        logs["val_loss"], logs["val_" + metric] = self._evaluate(
-                            *trainer.validation, metric)
+                        logs["val_loss"], logs["val_" + metric] = trainer.validate()
                     history.append(epoch, **logs)
                     progress.end(logs)
                     stop = ranks.on_root(epoch_end, epoch, logs)

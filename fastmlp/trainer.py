@@ -20,7 +20,7 @@ import numpy as np
 from . import kernels, threads
 from ._interrupt import DeferredInterrupt
 from ._validation import check_positive, check_sample_weight
-from .distributed import OneProcess, Ranks, step_kernels
+from .distributed import ONE_PROCESS, Ranks, step_kernels
 from .optimizers import SGD, check_optimizer
 
 # Seconds of compiled work between two returns to Python.
@@ -55,20 +55,21 @@ def r2_score(T, P, weights=None):
         return float(np.where(total > 0, 1.0 - residual / safe, residual == 0).mean())
 
 
-def scorer(metric, T, weights=None):
+def scorer(metric, T, weights=None, ranks=ONE_PROCESS):
     """A function (mean loss, n_correct) -> score of an epoch's running sums for
     targets T (n, k): accuracy, the share of correct rows; or, for one output,
     R^2 = 1 - SSE / SST from the (weighted) mean half squared error, which is
     ``r2_score`` for one output. For several outputs it gives None: R^2 is
-    then a mean over the outputs, which the pooled sums cannot give."""
-    n = T.shape[0]
+    then a mean over the outputs, which the pooled sums cannot give. The
+    sums are pooled over ``ranks`` (the ranks of a sharded fit)."""
+    n = ranks.pooled([T.shape[0]])[0]
     if metric == "accuracy":
         return lambda value, correct: correct / n
     if T.shape[1] > 1:
         return lambda value, correct: None
-    w = np.ones(n) if weights is None else weights.astype(np.float64)
-    sst = float((w[:, None] * (T - np.average(T, axis=0, weights=w)) ** 2).sum())
-    mass = float(w.sum())
+    w = np.ones(T.shape[0]) if weights is None else weights.astype(np.float64)
+    mass, weighted_sum = ranks.pooled([w.sum(), w @ T[:, 0]])
+    sst = ranks.pooled([w @ (T[:, 0] - weighted_sum / mass) ** 2])[0]
     return lambda value, correct: 1.0 - 2.0 * value * mass / sst if sst > 0 else 0.0
 
 
@@ -83,25 +84,33 @@ class Trainer:
         X is a ``kernels.SparseRows`` of its CSR arrays.
     validation : (X_val, T_val), or None.
     metric : "accuracy" or "r2".
+    n_total : training samples per epoch, over the ranks of a sharded fit.
+    n_batches : steps per epoch.
     updates : optimizer steps taken, counting those of resumed fits.
     epochs_run : epochs this Trainer has run.
     """
 
     def __init__(self, model, X, y, *, batch_size=32, optimizer="sgd", shuffle=True, seed=None,
                  n_threads=None, shards=False, sample_weight=None, validation_data=None,
-                 validation_split=0.0, resume=False, verbose=0, comm=None):
+                 validation_split=0.0, resume=False, verbose=0, comm=None, sharded=False):
         self.model = model
         self.verbose = verbose
-        self.ranks = OneProcess() if comm is None else Ranks(comm)
+        if sharded and comm is None:
+            raise ValueError("sharded=True trains on each rank's own rows: it needs comm")
+        self.ranks = ONE_PROCESS if comm is None else Ranks(comm, sharded)
         self.ranks.start(lambda: self._prepare(
             X, y, batch_size, optimizer, n_threads, shards, sample_weight, validation_data,
             validation_split, resume))
         n = self.n
         self.shuffle = shuffle and self.batch < n
-        self.rng = model._rng if seed is None else np.random.default_rng(seed)
-        self.n_batches = -(-n // self.batch)
-        self.mass = float(n if self.weights is None else self.weights.sum(dtype=np.float64))
-        self.score = scorer(self.metric, self.T, self.weights)
+        # Rows and batch size of each rank (of this process alone unless sharded).
+        self._rank_rows = self.ranks.gathered(np.array([[n, self.batch]]))
+        rows, batches = self._rank_rows.T
+        self.n_total = int(rows.sum())
+        self.n_batches = int((-(-rows // batches)).max())
+        self.mass = float(self.ranks.pooled(
+            [n if self.weights is None else self.weights.sum(dtype=np.float64)])[0])
+        self.score = scorer(self.metric, self.T, self.weights, self.ranks)
         self.order = np.arange(n)
         self.epochs_run = 0
         self.last_finite = np.empty_like(model.params)
@@ -112,7 +121,8 @@ class Trainer:
         else:
             self.state, self.updates, self._chunk = previous.state, previous.updates, \
                 previous._chunk
-        self.ranks.synchronise(model.params, self.state, self.rng)
+        self.rng = self.ranks.synchronise(
+            model.params, self.state, model._rng if seed is None else np.random.default_rng(seed))
         self._interrupt = None
         self._step = self._compiled_step()
         model._trainer = self  # the next fit resumes from here
@@ -120,7 +130,7 @@ class Trainer:
     def _prepare(self, X, y, batch_size, optimizer, n_threads, shards, sample_weight,
                  validation_data, validation_split, resume):
         """Validate the data and the settings and keep them; returns what the
-        ranks of a distributed fit must agree on."""
+        ranks of a distributed fit must agree on (not the rows, when sharded)."""
         model = self.model
         X_given = X
         X, T, self.metric = model._data(X, y)
@@ -134,7 +144,7 @@ class Trainer:
         self.batch = n if batch_size is None else min(
             check_positive("batch_size", batch_size, integer=True), n)
         self.n_threads = threads.check_threads(n_threads)
-        if shards and isinstance(self.ranks, Ranks):
+        if shards and self.ranks is not ONE_PROCESS:
             raise ValueError("shards=True splits a process's minibatch over its threads; "
                              "with comm, each rank already takes its share of the minibatch")
         self.n_shards = self.n_threads if shards and self.batch > 1 else 1
@@ -142,9 +152,10 @@ class Trainer:
         if previous is not None and previous.optimizer != self.optimizer:
             raise ValueError(f"resume needs the optimizer of the previous fit, "
                              f"{previous.optimizer!r}; got {self.optimizer!r}")
-        return (f"X {type(X_given).__name__} of {getattr(X_given, 'dtype', None)} with {n} "
-                f"training rows, targets {T.shape}, weights {weights is not None}, model "
-                f"{model.sizes} {model.dtype}, batch {self.batch}, {self.optimizer!r}")
+        rows = "" if self.ranks.sharded else f" with {n} training rows"
+        return (f"X {type(X_given).__name__} of {getattr(X_given, 'dtype', None)}{rows}, "
+                f"targets of {T.shape[1]} columns, weights {weights is not None}, model "
+                f"{model.sizes} {model.dtype}, batch_size {batch_size}, {self.optimizer!r}")
 
     def _split(self, validation_data, validation_split, X, T, weights):
         """((X_val, T_val) or None, and the training X, T, weights): the
@@ -180,9 +191,9 @@ class Trainer:
         which writes a plain SGD step straight into the weights when the batch
         runs as one shard (for sparse X, into the rows of W its entries touch,
         unless the step shrinks every weight). A fit over MPI takes
-        ``_replicated_step``."""
-        if isinstance(self.ranks, Ranks):
-            return self._replicated_step()
+        ``_distributed_step``."""
+        if self.ranks is not ONE_PROCESS:
+            return self._distributed_step()
         model, sizes = self.model, self.model._sizes
         hidden, output, loss = model._codes
         X, T, weights = self.X, self.T, self.weights
@@ -209,30 +220,35 @@ class Trainer:
                          inputs, T, weights, self.order, gather, batch, first, stop, hyper, done)
         return step
 
-    def _replicated_step(self):
-        """The step of a fit over MPI (fastmlp.distributed): per batch, this
-        rank's share of the gradient, one Allreduce of the flat gradient
-        buffer, and the update every rank makes; its (loss sum, n_correct)
-        are this rank's share, which ``epoch`` adds over the ranks."""
+    def _distributed_step(self):
+        """The step of a fit over MPI (fastmlp.distributed): per batch, the
+        gradient sum and weight of this rank's run, one Allreduce of the flat
+        buffer holding both, and the update every rank makes from the mean;
+        its (loss sum, n_correct) are this rank's, which ``epoch`` adds over
+        the ranks."""
         model, sizes, ranks = self.model, self.model._sizes, self.ranks
         hidden, output, loss = model._codes
         X, T, weights = self.X, self.T, self.weights
         sparse = isinstance(X, kernels.SparseRows)
-        rows = -(-self.batch // ranks.size)
+        rows = self.batch if ranks.sharded else -(-self.batch // ranks.size)
         work = np.empty(kernels.work_size(sizes, rows, self.shuffle, sparse), model.dtype)
-        grads = np.empty((1, model.params.size), model.dtype)
-        share_gradient, update = step_kernels(loss, self.optimizer.rule)
-        params, state, batch, gather = model.params, self.state, self.batch, self.shuffle
+        # The gradient sum, then the run's weight: one buffer, one Allreduce.
+        flat = np.empty(model.params.size + 1, model.dtype)
+        grads = flat[:-1].reshape(1, -1)
+        run_gradient, update = step_kernels(loss, self.optimizer.rule)
+        params, state, batch, gather, n = model.params, self.state, self.batch, self.shuffle, \
+            self.n
 
         def step(first, stop, lr, hyper, done):
             inputs = X._replace(rows=X.rows[self.order]) if sparse else X
             total, correct = 0.0, 0
             for i in range(first, stop):
-                value, c = share_gradient(grads[0], work, rows, params, sizes, hidden, output,
-                                          inputs, T, weights, self.order, gather, batch, i,
-                                          ranks.rank, ranks.size)
-                ranks.sum(grads)
-                update(params, state, grads, sizes, hyper, done + i + 1)
+                a, b = ranks.run(i, batch, n)
+                value, c, flat[-1] = run_gradient(grads[0], work, rows, params, sizes, hidden,
+                                                  output, inputs, T, weights, self.order, gather,
+                                                  a, b)
+                ranks.sum(flat)
+                update(params, state, grads, flat[-1], sizes, hyper, done + i + 1)
                 total += value
                 correct += c
             return total, correct
@@ -275,10 +291,11 @@ class Trainer:
             stop = min(first + self._chunk, self.n_batches)
             np.copyto(self.last_finite, params)
             started = time.perf_counter()
-            if self.epochs_run == 1 and first == 0:
-                value, c = self._first_call(stop, lr, hyper, start_updates)
-            else:
-                value, c = self._step(first, stop, lr, hyper, start_updates)
+            with self.ranks.fatal():
+                if self.epochs_run == 1 and first == 0:
+                    value, c = self._first_call(stop, lr, hyper, start_updates)
+                else:
+                    value, c = self._step(first, stop, lr, hyper, start_updates)
             per_batch = (time.perf_counter() - started) / (stop - first)
             diverged = not (np.isfinite(value) and np.isfinite(params).all())
             # A distributed fit's ranks add these up, so all decide alike.
@@ -292,7 +309,8 @@ class Trainer:
             first = stop
             self.updates = start_updates + stop
             if on_chunk is not None:
-                on_chunk(min(stop * self.batch, self.n), total, correct)
+                rows, batches = self._rank_rows.T
+                on_chunk(int(np.minimum(stop * batches, rows).sum()), total, correct)
             if interrupted:
                 warnings.warn(f"training interrupted in epoch {self.epochs_run}, after {stop} "
                               f"of {self.n_batches} batches: the model keeps every update made",
@@ -300,6 +318,11 @@ class Trainer:
                 return EpochResult(np.nan, np.nan, True)
         loss = total / self.mass
         return EpochResult(loss, self.score(loss, correct), False)
+
+    def validate(self):
+        """(mean loss, accuracy or R^2) of the model on the validation data,
+        pooled over the ranks of a sharded fit."""
+        return self.model._evaluate(*self.validation, self.metric, self.ranks)
 
     def _first_call(self, stop, lr, hyper, done):
         """The Trainer's first compiled call, which compiles its kernels or loads

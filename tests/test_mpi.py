@@ -55,7 +55,11 @@ def fit(case, seed, comm=None, verbose=0, callbacks=None):
     return net, history
 
 
-SCRIPT = f"""
+def cases_script(body):
+    """A script running ``body`` on every rank for each case of the JSON
+    ``argv[2]`` (``name``, ``case``), writing into the folder ``argv[1]``
+    (``out``); it can import this module's functions."""
+    return f"""
 import json
 import pickle
 import sys
@@ -65,19 +69,23 @@ import numpy as np
 from mpi4py import MPI
 
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from test_mpi import fit
+from test_mpi import fit, shard_data, shard_weights, sharded_fit
 
 comm = MPI.COMM_WORLD
 rank = comm.Get_rank()
 out = Path(sys.argv[1])
 for name, case in json.loads(sys.argv[2]).items():
+""" + textwrap.indent(textwrap.dedent(body), "    ")
+
+
+SCRIPT = cases_script("""
     def mark(model, epoch, logs, name=name):  # a callback's side effect, named by rank
-        (out / f"{{name}}-callback-rank{{rank}}-epoch{{epoch}}").touch()
+        (out / f"{name}-callback-rank{rank}-epoch{epoch}").touch()
     # Each rank starts from other weights: rank 0's are broadcast.
     net, history = fit(case, seed=rank, comm=comm, verbose=2, callbacks=[mark])
-    np.save(out / f"{{name}}-rank{{rank}}.npy", pickle.loads(pickle.dumps(net)).params)
-    (out / f"{{name}}-history-rank{{rank}}.json").write_text(json.dumps(history.history))
-"""
+    np.save(out / f"{name}-rank{rank}.npy", pickle.loads(pickle.dumps(net)).params)
+    (out / f"{name}-history-rank{rank}.json").write_text(json.dumps(history.history))
+""")
 
 
 def mpirun(folder, *command, n=2, timeout=80):
@@ -122,6 +130,136 @@ def test_only_rank_0_prints_and_runs_callbacks(two_ranks):
     assert stdout.count("epoch 3/3") == len(CASES)
     names = sorted(p.name for p in out.glob("*-callback-*"))
     assert names == sorted(f"{name}-callback-rank0-epoch{e}" for name in CASES for e in (1, 2, 3))
+
+
+# Sharded fits: each rank trains on its own rows of the digits' training set.
+# (rows of rank 0, rows of rank 1, batch_size per rank, fit arguments)
+SHARDED = {
+    "equal-momentum-float64": (300, 300, 25, {"optimizer": {"momentum": 0.9}, "dtype": "float64",
+                                              "shuffle": False, "sample_weight": True}),
+    "equal-adam-float32": (300, 300, 25, {"optimizer": "adam", "dtype": "float32",
+                                          "shuffle": False, "lr": 0.003}),
+    "uneven-adam": (900, 538, 32, {"optimizer": "adam", "lr": 0.003, "epochs": 12,
+                                   "validation_split": 0.1}),
+    "regression-pooled-validation": (500, 320, 20, {"loss": "mse", "validation_split": 0.2}),
+}
+
+
+def shard_data(case, rank):
+    """Rank ``rank``'s rows (X, y) of SHARDED's ``case``; y is a regression
+    target for the mse case."""
+    n0, n1, _, extra = case
+    (X, y), _ = load_digits()
+    if extra.get("loss") == "mse":
+        y = X[:, :32].sum(axis=1) - X[:, 32:].sum(axis=1)
+    rows = slice(0, n0) if rank == 0 else slice(n0, n0 + n1)
+    return X[rows], y[rows]
+
+
+def shard_weights(case, n):
+    """The sample weights of n rows of a shard of ``case`` (None without)."""
+    return 0.5 + (np.arange(n) % 3) if case[3].get("sample_weight") else None
+
+
+def sharded_fit(case, X, y, batch_size, seed, comm=None, sample_weight=None):
+    """The fit of SHARDED's ``case`` on X, y: (net, History)."""
+    extra = dict(case[3])
+    extra["sample_weight"] = sample_weight
+    net = fastmlp.MLP((64, 24, 1 if extra.get("loss") == "mse" else 10),
+                      loss=extra.pop("loss", "softmax_cross_entropy"),
+                      dtype=extra.pop("dtype", "float32"), seed=seed)
+    extra.setdefault("epochs", 3)
+    history = net.fit(X, y, batch_size=batch_size, optimizer=optimizer(extra.pop("optimizer",
+                                                                                 "sgd")),
+                      seed=7, comm=comm, sharded=comm is not None, verbose=0,
+                      **{"lr": 0.05, **extra})
+    return net, history
+
+
+SHARDED_SCRIPT = cases_script("""
+    X, y = shard_data(case, rank)
+    net, history = sharded_fit(case, X, y, case[2], seed=rank, comm=comm,
+                               sample_weight=shard_weights(case, len(y)))
+    np.save(out / f"{name}-rank{rank}.npy", net.params)
+    (out / f"{name}-history-rank{rank}.json").write_text(json.dumps(history.history))
+""")
+
+
+@pytest.fixture(scope="module")
+def sharded_ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sharded")
+    run = mpirun(out, *python(out, SHARDED_SCRIPT, str(out), json.dumps(SHARDED)))
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def sharded_result(out, name):
+    """(rank 0's parameters, its History's dict), after checking that both
+    ranks ended with the same parameters and History."""
+    params = [np.load(out / f"{name}-rank{rank}.npy") for rank in (0, 1)]
+    np.testing.assert_array_equal(params[0], params[1])
+    histories = [json.loads((out / f"{name}-history-rank{rank}.json").read_text())
+                 for rank in (0, 1)]
+    assert histories[0] == histories[1]
+    return params[0], histories[0]
+
+
+@pytest.mark.parametrize("name", [name for name in SHARDED if name.startswith("equal")])
+def test_sharded_equals_one_process_on_the_interleaved_batches(sharded_ranks, name):
+    """Unshuffled equal shards: step i is rank 0's batch i, then rank 1's, the
+    one-process fit's batch i of twice the size after interleaving the shards."""
+    case = SHARDED[name]
+    batch = case[2]
+    shards = [shard_data(case, rank) for rank in (0, 1)]
+    order = np.concatenate([np.arange(start, start + batch) + rank * case[0]
+                            for start in range(0, case[0], batch) for rank in (0, 1)])
+    X, y = (np.concatenate([shard[k] for shard in shards])[order] for k in (0, 1))
+    weights = shard_weights(case, case[0])
+    if weights is not None:  # each rank weighs its own rows
+        weights = np.concatenate([weights, weights])[order]
+    net, history = sharded_fit(case, X, y, 2 * batch, seed=0, sample_weight=weights)
+    params, logged = sharded_result(sharded_ranks, name)
+    rtol = TOLERANCE[net.dtype.name]
+    np.testing.assert_allclose(params, net.params, rtol=rtol, atol=rtol)
+    for key, values in logged.items():
+        np.testing.assert_allclose(values, history[key], rtol=rtol)
+
+
+def test_uneven_shards_train_as_one_process_does(sharded_ranks):
+    """900 and 538 rows: rank 1 pads the last steps; the test accuracy is
+    within 0.02 of one process's fit of all the rows with the global batch."""
+    case = SHARDED["uneven-adam"]
+    params, logged = sharded_result(sharded_ranks, "uneven-adam")
+    assert len(logged["val_accuracy"]) == 12
+    test = load_digits()[1]
+    sharded = fastmlp.MLP((64, 24, 10), seed=0)
+    sharded.params[...] = params
+    (X, y), _ = load_digits()
+    one, _ = sharded_fit(case, X[:1438], y[:1438], 2 * case[2], seed=0)
+    accuracy, expected = sharded.evaluate(*test)[1], one.evaluate(*test)[1]
+    assert expected > 0.9
+    print(f"digits test accuracy: sharded {accuracy:.4f}, one process {expected:.4f}")
+    assert abs(accuracy - expected) <= 0.02, (accuracy, expected)
+
+
+def test_sharded_validation_is_pooled_over_the_ranks(sharded_ranks):
+    case = SHARDED["regression-pooled-validation"]
+    params, logged = sharded_result(sharded_ranks, "regression-pooled-validation")
+    net = fastmlp.MLP((64, 24, 1), loss="mse", seed=0)
+    net.params[...] = params
+    held_out = [shard_data(case, rank) for rank in (0, 1)]
+    held_out = [(X[len(X) - round(0.2 * len(X)):], y[len(y) - round(0.2 * len(y)):])
+                for X, y in held_out]
+    X_val, y_val = (np.concatenate([part[k] for part in held_out]) for k in (0, 1))
+    val_loss, val_r2 = net.evaluate(X_val, y_val)
+    np.testing.assert_allclose([logged["val_loss"][-1], logged["val_r2"][-1]],
+                               [val_loss, val_r2], rtol=1e-5)
+    assert val_r2 > 0.5
+
+
+def test_sharded_needs_comm():
+    with pytest.raises(ValueError, match="sharded=True .* needs comm"):
+        fastmlp.MLP((4, 2)).fit(np.zeros((4, 4)), [0, 1, 0, 1], sharded=True, verbose=0)
 
 
 def test_missing_mpi4py_names_the_extra(monkeypatch):
@@ -171,6 +309,46 @@ def test_faults_end_every_rank_with_the_error(tmp_path, fault, rank_1_says):
         assert "rank(s) 1 have X ndarray of float64 with 50 training rows" in said[0]
     else:
         assert said[0] == "OSError: No space left on device"
+
+
+CHUNK_FAULT = """
+import numpy as np
+from mpi4py import MPI
+
+import fastmlp
+import fastmlp.trainer
+
+comm = MPI.COMM_WORLD
+if comm.Get_rank() == 1:  # rank 1 runs out of memory in its third batch
+    compiled = fastmlp.trainer.step_kernels
+
+    def failing(loss, rule, calls=[]):
+        run_gradient, update = compiled(loss, rule)
+
+        def run(*args):
+            calls.append(1)
+            if len(calls) == 3:
+                raise MemoryError("no room for the batch")
+            return run_gradient(*args)
+        return run, update
+    fastmlp.trainer.step_kernels = failing
+X = np.zeros((400, 4))
+y = np.arange(len(X)) % 2
+fastmlp.MLP((4, 3, 2), seed=0).fit(X, y, epochs=50, verbose=0, comm=comm)
+print("finished", flush=True)
+"""
+
+
+def test_an_error_inside_a_chunk_ends_every_rank(tmp_path):
+    """Rank 0 waits in the Allreduce that rank 1 never reaches: rank 1 prints
+    its error and aborts both."""
+    started = time.monotonic()
+    run = mpirun(tmp_path, *python(tmp_path, CHUNK_FAULT), timeout=60)
+    assert run.returncode != 0
+    assert "finished" not in run.stdout
+    assert "rank 1 of 2 failed inside a compiled chunk" in run.stderr
+    assert "MemoryError: no room for the batch" in run.stderr
+    assert time.monotonic() - started < 30
 
 
 def test_the_command_line_trains_over_the_ranks(tmp_path):
