@@ -3,20 +3,24 @@
     python benchmarks/mpi_scaling.py [--repeats 3] [--samples 20000] [--batch-sizes 128 512 2048]
 
 Trains the 784-256-128-10 relu net (float32, SGD, Fashion-MNIST) for one
-epoch of ``--samples`` images per batch size in four set-ups, each a fresh
+epoch of ``--samples`` images per batch size in five set-ups, each a fresh
 process (``mpiexec -n R`` from this venv for the ranks), after one untimed
 epoch, alternating the set-ups ``--repeats`` times:
 
     1 process x 1 thread    fit without comm, n_threads=1
     1 rank x 1 thread       fit(comm=MPI.COMM_WORLD) under mpiexec -n 1
     2 ranks x 1 thread      the same under mpiexec -n 2 (replicated mode)
+    2 ranks sharded         each rank its half of the rows (rank r every
+                            other row from r), batch_size B / 2 per rank:
+                            fit(comm=..., sharded=True), global batch B
     1 process x 2 threads   fit without comm, n_threads=2
 
 Prints median samples/s (the slowest rank's epoch time), the speed-up of 2
-ranks over 1 rank, and the communication share of the 2-rank step: seconds
-in the gradients' Allreduce over the epoch's seconds (rank 0's; waiting for
-a slower rank counts as Allreduce), then the median time of one Allreduce
-between the 2 ranks of the net's parameters alone, and of one number.
+ranks over 1 rank in each mode (the median of the repeats' paired ratios),
+and the communication share of the 2-rank step: seconds in the gradients'
+Allreduce over the epoch's seconds (rank 0's; waiting for a slower rank
+counts as Allreduce), then the median time of one Allreduce between the 2
+ranks of the net's parameters alone, and of one number.
 """
 
 import argparse
@@ -29,8 +33,10 @@ from pathlib import Path
 import numpy as np
 
 SIZES = (784, 256, 128, 10)
-SETUPS = {"1 process x 1 thread": (0, 1), "1 rank x 1 thread": (1, 1),
-          "2 ranks x 1 thread": (2, 1), "1 process x 2 threads": (0, 2)}
+# (ranks, threads, sharded)
+SETUPS = {"1 process x 1 thread": (0, 1, False), "1 rank x 1 thread": (1, 1, False),
+          "2 ranks x 1 thread": (2, 1, False), "2 ranks sharded": (2, 1, True),
+          "1 process x 2 threads": (0, 2, False)}
 
 
 def worker(args):
@@ -43,6 +49,9 @@ def worker(args):
         comm = MPI.COMM_WORLD
     (X, y), _ = load_fashion_mnist()
     X, y = X[:args.samples] / np.float32(255), y[:args.samples]
+    size = comm.Get_size() if args.sharded else 1
+    if args.sharded:
+        X, y = X[comm.Get_rank()::size], y[comm.Get_rank()::size]
     n_params = fastmlp.MLP(SIZES).params.size
     results = {"allreduce": [allreduce_seconds(comm, n) if comm is not None else 0.0
                              for n in (n_params, 1)]}
@@ -52,8 +61,8 @@ def worker(args):
             if comm is not None:
                 comm.Barrier()
             started = time.perf_counter()
-            net.fit(X[:n], y[:n], epochs=1, batch_size=batch_size, lr=0.01, verbose=0,
-                    n_threads=args.threads, comm=comm)
+            net.fit(X[:n], y[:n], epochs=1, batch_size=batch_size // size, lr=0.01, verbose=0,
+                    n_threads=args.threads, comm=comm, sharded=args.sharded)
             seconds = time.perf_counter() - started
             if comm is None:
                 return seconds, 0.0
@@ -61,7 +70,7 @@ def worker(args):
             return comm.allreduce(seconds, op=MPI.MAX), share
         epoch(4 * batch_size)  # compile or load, warm up the threads
         seconds, share = epoch(len(y))
-        results[batch_size] = (len(y) / seconds, share)
+        results[batch_size] = (len(y) * size / seconds, share)
     if comm is None or comm.Get_rank() == 0:
         print(json.dumps(results), flush=True)
 
@@ -81,10 +90,10 @@ def allreduce_seconds(comm, n, repeats=200):
 
 
 def run(setup, args):
-    ranks, n_threads = SETUPS[setup]
+    ranks, n_threads, sharded = SETUPS[setup]
     command = [sys.executable, __file__, "--worker", "--ranks", str(ranks), "--threads",
                str(n_threads), "--samples", str(args.samples), "--batch-sizes",
-               *map(str, args.batch_sizes)]
+               *map(str, args.batch_sizes), *(["--sharded"] if sharded else [])]
     if ranks:
         command = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), *command]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -99,22 +108,28 @@ def main():
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ranks", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--sharded", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
     runs = {setup: [] for setup in SETUPS}
     for _ in range(args.repeats):
         for setup in SETUPS:
+            time.sleep(1)  # an idle pause before each set-up
             runs[setup].append(run(setup, args))
     print(f"samples/s, median of {args.repeats}; {args.samples} samples per epoch")
-    print("| batch | " + " | ".join(SETUPS) + " | 2 ranks / 1 rank | Allreduce share, 2 ranks |")
-    print("|---" * (len(SETUPS) + 3) + "|")
+    modes = ("2 ranks x 1 thread", "2 ranks sharded")
+    print("| batch | " + " | ".join(SETUPS) + " | 2 ranks / 1 rank, replicated | sharded "
+          "| Allreduce share, replicated | sharded |")
+    print("|---" * (len(SETUPS) + 5) + "|")
     for b in args.batch_sizes:
         rate = {s: np.median([r[b][0] for r in runs[s]]) for s in SETUPS}
-        share = np.median([r[b][1] for r in runs["2 ranks x 1 thread"]])
+        speedup = [np.median([two[b][0] / one[b][0] for two, one in
+                              zip(runs[mode], runs["1 rank x 1 thread"])]) for mode in modes]
+        share = [np.median([r[b][1] for r in runs[mode]]) for mode in modes]
         print(f"| {b} | " + " | ".join(f"{rate[s]:,.0f}" for s in SETUPS)
-              + f" | {rate['2 ranks x 1 thread'] / rate['1 rank x 1 thread']:.2f}x"
-              f" | {share:.1%} |", flush=True)
+              + "".join(f" | {x:.2f}x" for x in speedup)
+              + "".join(f" | {x:.1%}" for x in share) + " |", flush=True)
     params, one = np.median([r["allreduce"] for r in runs["2 ranks x 1 thread"]], axis=0)
     print(f"One Allreduce between 2 ranks, median: {params * 1e6:.0f} us of the net's float32 "
           f"parameters, {one * 1e6:.0f} us of one float32")

@@ -79,6 +79,15 @@ def launched_comm():
     return mpi().COMM_WORLD
 
 
+def ranks_of(comm, sharded=False):
+    """The ranks of a fit: ``Ranks(comm, sharded)``, or ONE_PROCESS without comm."""
+    if comm is None:
+        if sharded:
+            raise ValueError("sharded=True trains on each rank's own rows: it needs comm")
+        return ONE_PROCESS
+    return Ranks(comm, sharded)
+
+
 class OneProcess:
     """The ranks of a fit without a communicator: itself alone, agreeing with
     itself at no cost."""
@@ -86,7 +95,7 @@ class OneProcess:
     allreduce_seconds = 0.0
 
     def start(self, prepare):
-        prepare()
+        return prepare()
 
     def synchronise(self, params, state, rng):
         return rng
@@ -136,7 +145,7 @@ class Ranks:
         """Run ``prepare()``, which validates this rank's data and returns a
         description of what the ranks must share (shapes, dtype, and the rows
         in replicated mode); raise on every rank when it raised on any or
-        when the descriptions differ, naming the ranks."""
+        when the descriptions differ, naming the ranks. Returns the description."""
         try:
             outcome = ("ok", prepare())
         except Exception as error:  # noqa: BLE001 (raised below on every rank)
@@ -158,6 +167,7 @@ class Ranks:
             raise ValueError(f"the ranks' data disagree (needs {needs}): " + "; ".join(
                 f"rank(s) {', '.join(map(str, ranks))} have {text}"
                 for text, ranks in groups.items()))
+        return outcome[1]
 
     def synchronise(self, params, state, rng):
         """Give params (n_params,) and the optimizer state (2, n_params) rank

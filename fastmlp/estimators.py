@@ -21,6 +21,7 @@ from scipy import sparse
 from . import kernels, saving, threads
 from ._interrupt import DeferredInterrupt
 from .callbacks import check_callbacks
+from .distributed import ONE_PROCESS, ranks_of
 from .model import MLP
 from .trainer import Trainer, r2_score
 from .optimizers import SGD, Adam
@@ -443,7 +444,8 @@ class _BaseMLP:
 
     # Fitting.
 
-    def fit(self, X, y, sample_weight=None, validation_data=None, callbacks=None):
+    def fit(self, X, y, sample_weight=None, validation_data=None, callbacks=None, comm=None,
+            sharded=False):
         """Train on X (n_samples, n_features) and y; returns self.
 
         sample_weight : (n_samples,) non-negative weights; each batch's loss is
@@ -458,26 +460,57 @@ class _BaseMLP:
             and, given validation data, "val_loss" and "val_accuracy"
             (classifier) or "val_r2" (regressor); training stops after an
             epoch where one returns True.
+        comm, sharded : train data-parallel over the ranks of an mpi4py
+            communicator, as ``MLP.fit(comm=..., sharded=...)`` does, with the
+            stochastic solvers: replicated (every rank passes the same X and
+            y) or sharded (each rank its own rows; the classes are those of
+            every rank, early stopping's split is taken from each rank's rows
+            and its score pooled over the ranks, and batch_size is per rank).
+            Every rank ends with the same fitted estimator; verbose output and
+            callbacks run on rank 0 only.
         """
         return self._fit(X, y, sample_weight, incremental=False,
-                         validation_data=validation_data, callbacks=callbacks)
+                         validation_data=validation_data, callbacks=callbacks,
+                         ranks=ranks_of(comm, sharded))
 
     def _fit(self, X, y, sample_weight, incremental, validation_data=None, callbacks=None,
-             classes=None):
+             classes=None, ranks=ONE_PROCESS):
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
+        if ranks is not ONE_PROCESS and self.solver == "lbfgs":
+            raise ValueError("comm trains with the stochastic solvers ('sgd', 'adam'); "
+                             "lbfgs runs in one process")
+        if ranks.sharded and self.class_weight == "balanced":
+            raise ValueError("class_weight='balanced' is not supported with sharded=True "
+                             "(each rank counts only its own classes): give a dict")
         callbacks = check_callbacks(callbacks)
         fitted = hasattr(self, "model_")
         first = not fitted or not (incremental or self.warm_start)
         dtype = self.dtype if first else self.model_.dtype
         owner = type(self).__name__
-        X = self._check_input(X, dtype, reset=first)
-        y, T, weights = self._targets(_check_y(y, X.shape[0], owner, warn=True), first,
-                                      classes, same_classes=not (first or incremental))
-        if sample_weight is not None:
-            weights = _product(weights, check_sample_weight(sample_weight, X.shape[0],
-                                                            np.float64))
+        data = {}
+
+        def check_data():  # on every rank: an error on one raises on all
+            data["X"] = X_checked = self._check_input(X, dtype, reset=first)
+            data["y"] = labels = _check_y(y, X_checked.shape[0], owner, warn=True)
+            # A sharded first fit learns the classes of every rank.
+            data["labels"] = self._labels(labels) if first and ranks.sharded else None
+            return (f"{X_checked.shape[1]} features and y of {labels.ndim} dimension(s)"
+                    if ranks.sharded else f"X {X_checked.shape} and y {labels.shape}")
+        ranks.start(check_data)
+        X = data["X"]
+        if data["labels"] is not None:
+            classes = ranks.gathered(data["labels"])
+
+        def targets():
+            data["y"], data["T"], data["weights"] = self._targets(
+                data["y"], first, classes, same_classes=not (first or incremental))
+            if sample_weight is not None:
+                data["weights"] = _product(data["weights"], check_sample_weight(
+                    sample_weight, X.shape[0], np.float64))
+        ranks.start(targets)
+        y, T, weights = data["y"], data["T"], data["weights"]
         rs = _random_state(self.random_state)
         sizes = (X.shape[1], *self._hidden_sizes(), T.shape[1])
         if first:
@@ -485,35 +518,43 @@ class _BaseMLP:
         elif self.model_.sizes != sizes:
             raise ValueError(f"warm_start needs the network of the previous fit, layer sizes "
                              f"{self.model_.sizes}; these data and parameters give {sizes}")
-        X_val = T_val = y_val = w_val = None
-        if validation_data is not None:
-            X_val, y_val, *w_val = validation_data
-            X_val = self._check_input(X_val, dtype, reset=False)
-            y_val, T_val, w_class = self._targets(_check_y(y_val, X_val.shape[0], owner), False)
-            w_val = _product(w_class, *[check_sample_weight(w, X_val.shape[0], np.float64)
-                                        for w in w_val])
-        elif self.early_stopping and self.solver != "lbfgs":
-            train, val = _validation_split(X.shape[0], self.validation_fraction, rs,
-                                           self._strata(y))
-            X_val, T_val, y_val, w_val = _index(val, X, T, y, weights)
-            X, T, y, weights = _index(train, X, T, y, weights)
-        if X_val is not None and getattr(self, "validation_scores_", None) is None:
+
+        def split():  # on every rank: an error on one raises on all
+            data["validation"] = X_val, T_val, y_val, w_val = None, None, None, None
+            if validation_data is not None:
+                X_val, y_val, *w_val = validation_data
+                X_val = self._check_input(X_val, dtype, reset=False)
+                y_val, T_val, w_class = self._targets(_check_y(y_val, X_val.shape[0], owner),
+                                                      False)
+                w_val = _product(w_class, *[check_sample_weight(w, X_val.shape[0], np.float64)
+                                            for w in w_val])
+            elif self.early_stopping and self.solver != "lbfgs":
+                train, val = _validation_split(X.shape[0], self.validation_fraction, rs,
+                                               self._strata(y))
+                X_val, T_val, y_val, w_val = _index(val, X, T, y, weights)
+                data["X"], data["T"], data["y"], data["weights"] = _index(train, X, T, y,
+                                                                          weights)
+            data["validation"] = (X_val, T_val, y_val, w_val)
+        ranks.start(split)
+        X, y, T, weights, validation = (data[key] for key in
+                                        ("X", "y", "T", "weights", "validation"))
+        if validation[0] is not None and getattr(self, "validation_scores_", None) is None:
             self.validation_scores_, self.validation_loss_curve_ = [], []
-        validation = (X_val, T_val, y_val, w_val)
-        for callback in callbacks:
-            callback.on_train_begin(self)
+        ranks.on_root(lambda: [callback.on_train_begin(self) for callback in callbacks])
         if self.solver == "lbfgs":
             self._train_lbfgs(X, T, weights, validation, callbacks)
         else:
             batch = self._batch(X.shape[0])
             # As scikit-learn, fit starts a new optimizer, partial_fit keeps the first one.
             if not incremental or not hasattr(self, "_optimizer"):
-                self._optimizer = self._new_optimizer(batch, 1.0 if weights is None
-                                                      else weights.mean())
+                # A step's samples: the batch of each rank of a sharded fit.
+                n, step, mass = ranks.pooled([X.shape[0], batch, X.shape[0] if weights is None
+                                              else weights.sum()])
+                self._optimizer = self._new_optimizer(int(step), mass / n)
                 self._learning_rate = self.learning_rate_init
-            self._train(X, T, weights, batch, validation, rs, incremental, callbacks)
-        for callback in callbacks:
-            callback.on_train_end(self)
+            self._train(X, T, weights, batch, validation, rs, incremental, callbacks, ranks)
+        ranks.on_root(lambda: [callback.on_train_end(self) for callback in callbacks])
+        ranks.broadcast(self.model_.params)
         return self
 
     def _initialize(self, sizes, rs):
@@ -543,14 +584,9 @@ class _BaseMLP:
             self.validation_scores_ = self.validation_loss_curve_ = None
             self.best_validation_score_, self.best_loss_ = None, np.inf
 
-    def _train(self, X, T, weights, batch, validation, rs, incremental, callbacks):
+    def _train(self, X, T, weights, batch, validation, rs, incremental, callbacks, ranks):
         """The epochs, as scikit-learn's ``_fit_stochastic``, on one Trainer;
         loss_curve_ holds the training loss with the L2 penalty."""
-        n = X.shape[0]
-        mean_weight = 1.0 if weights is None else weights.mean()
-        # scikit-learn's epoch loss adds 0.5 * alpha * ||W||^2 / (sum of the batch's
-        # weights) per batch, weighted by batch length: with W as at the epoch's start.
-        penalty = 0.5 * self.alpha * math.ceil(n / batch) / (n * mean_weight)
         schedule = self.learning_rate if self.solver == "sgd" else "constant"
         # The optimizer's state carries over between the epochs of a fit and
         # from one partial_fit (or fit) to the next partial_fit.
@@ -558,7 +594,11 @@ class _BaseMLP:
                           shuffle=self.shuffle,
                           seed=rs.randint(np.iinfo(np.int32).max) if self.shuffle else None,
                           n_threads=self.n_threads, sample_weight=weights,
-                          resume=incremental and self.t_ > 0, verbose=self.verbose)
+                          resume=incremental and self.t_ > 0, verbose=self.verbose, ranks=ranks)
+        # scikit-learn's epoch loss adds 0.5 * alpha * ||W||^2 / (sum of the batch's
+        # weights) per batch, weighted by batch length: with W as at the epoch's start.
+        penalty = 0.5 * self.alpha * trainer.n_batches / trainer.mass
+        verbose = self.verbose and ranks.root
         self.n_iter_ = 0
         try:
             with trainer.running():
@@ -570,23 +610,27 @@ class _BaseMLP:
                         if result.interrupted:  # Ctrl-C: the trainer warned, the updates stay
                             break
                         self.n_iter_ += 1
-                        self.t_ += n
+                        self.t_ += trainer.n_total
                         self.loss_ = result.loss * self._loss_scale() + penalty * squares
                         self.loss_curve_.append(self.loss_)
                         logs = {"loss": self.loss_}
                         if validation[0] is not None:
-                            logs.update(self._validate(*validation))
+                            logs.update(self._validate(*validation, ranks))
                     except FloatingPointError as error:
                         self._diverged(epoch, error)
                         break
-                    if self.verbose:
+                    if verbose:
                         print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                        if validation[0] is not None:
+                            print(f"Validation score: {logs['val_' + self._METRIC]:f}")
                     self._update_no_improvement_count()
                     if schedule == "invscaling":
                         self._learning_rate = (self.learning_rate_init
                                                / (self.t_ + 1) ** self.power_t)
                     # a list, not a generator: every callback hears every epoch
-                    stop = any([callback(self, epoch, dict(logs)) for callback in callbacks])
+                    stop = ranks.on_root(lambda epoch=epoch, logs=logs: any(
+                        [callback(self, epoch, dict(logs)) for callback in callbacks]))
+                    ranks.broadcast(self.model_.params)
                     if self._no_improvement_count > self.n_iter_no_change:
                         what = ("Validation score" if self.early_stopping else "Training loss")
                         message = (f"{what} did not improve more than tol={self.tol} for "
@@ -594,11 +638,11 @@ class _BaseMLP:
                         if schedule == "adaptive" and self._learning_rate > 1e-6:
                             self._learning_rate /= 5.0
                             self._no_improvement_count = 0
-                            if self.verbose:
+                            if verbose:
                                 print(f"{message} Setting learning rate to "
                                       f"{self._learning_rate}")
                         else:
-                            if self.verbose:
+                            if verbose:
                                 print(f"{message} Stopping.")
                             break
                     if stop or incremental:
@@ -670,6 +714,8 @@ class _BaseMLP:
                 logs.update(self._validate(*validation))
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {logs['loss']:.8f}")
+                if validation[0] is not None:
+                    print(f"Validation score: {logs['val_' + self._METRIC]:f}")
             stop = any([callback(self, self.n_iter_, dict(logs)) for callback in callbacks])
             if stop or interrupt.requested:
                 raise StopIteration
@@ -702,18 +748,25 @@ class _BaseMLP:
                           f"evaluations (max_fun={self.max_fun}), or scale the data.",
                           _sklearn_class(ConvergenceWarning))
 
-    def _validate(self, X, T, y, weights):
-        """Logs {"val_loss", "val_" + metric name} of a validation set; both
-        values appended to their curves. FloatingPointError when the outputs
-        overflow."""
-        P = self.model_.predict_proba(X)
+    def _validate(self, X, T, y, weights, ranks=ONE_PROCESS):
+        """Logs {"val_loss", "val_" + metric name} of a validation set (each
+        rank's part, pooled when sharded); both values appended to their
+        curves. FloatingPointError when the outputs overflow (on any rank)."""
+        failure = None
+        try:
+            P = self.model_.predict_proba(X)
+        except FloatingPointError as error:
+            failure, P = error, np.zeros(T.shape, self.model_.dtype)
+        if ranks.pooled([failure is not None])[0]:
+            raise failure or FloatingPointError("the network's outputs on another rank's "
+                                                "validation data are not finite")
+        T, P, y = ranks.gathered(T), ranks.gathered(P), ranks.gathered(y)
+        weights = None if weights is None else ranks.gathered(weights)
         with np.errstate(over="ignore"):  # a diverging fit: the loss becomes inf
             loss = self._data_loss(T, P, weights)
         score = self._metric(y, self._decode(P), weights)
         self.validation_loss_curve_.append(loss)
         self.validation_scores_.append(score)
-        if self.verbose:
-            print(f"Validation score: {score:f}")
         return {"val_loss": loss, "val_" + self._METRIC: score}
 
     def _update_no_improvement_count(self):
@@ -854,14 +907,7 @@ class MLPClassifier(_BaseMLP):
                                  "indicator of 0s and 1s (n_samples, n_labels)")
             found = np.arange(y.shape[1])
         else:
-            if y.dtype.kind == "f" and np.any(y != np.round(y)):
-                raise ValueError("Unknown label type: continuous. MLPClassifier needs class "
-                                 "labels; use MLPRegressor for real-valued targets")
-            try:
-                found = np.unique(y)
-            except TypeError:
-                raise ValueError("Unknown label type: y mixes labels of different types "
-                                 "(such as strings and numbers)") from None
+            found = self._labels(y)
         if reset:
             self.classes_ = found if classes is None or y.ndim == 2 else np.unique(classes)
             if len(self.classes_) < 2:
@@ -893,6 +939,20 @@ class MLPClassifier(_BaseMLP):
         else:
             T = codes.reshape(-1, 1).astype(dtype)
         return y, T, self._class_weights(codes)
+
+    @staticmethod
+    def _labels(y):
+        """The sorted distinct labels of a 1-D y; None for a multilabel y."""
+        if y.ndim == 2:
+            return None
+        if y.dtype.kind == "f" and np.any(y != np.round(y)):
+            raise ValueError("Unknown label type: continuous. MLPClassifier needs class "
+                             "labels; use MLPRegressor for real-valued targets")
+        try:
+            return np.unique(y)
+        except TypeError:
+            raise ValueError("Unknown label type: y mixes labels of different types "
+                             "(such as strings and numbers)") from None
 
     def _class_weights(self, codes):
         """Per-sample weights (n,) from class_weight, or None."""
@@ -1021,6 +1081,10 @@ class MLPRegressor(_BaseMLP):
 
     @staticmethod
     def _strata(y):
+        return None
+
+    @staticmethod
+    def _labels(y):
         return None
 
     def _data_loss(self, T, P, weights):

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import kernels, threads
 from .callbacks import check_callbacks
-from .distributed import ONE_PROCESS
+from .distributed import ONE_PROCESS, ranks_of
 from .progress import EpochProgress
 from .registry import ACTIVATIONS, LOSSES
 from .trainer import Trainer, r2_score
@@ -344,7 +344,7 @@ class MLP:
                           shuffle=shuffle, seed=seed, n_threads=n_threads, shards=shards,
                           sample_weight=sample_weight, validation_data=validation_data,
                           validation_split=validation_split, resume=resume,
-                          verbose=verbose, comm=comm, sharded=sharded)
+                          verbose=verbose, ranks=ranks_of(comm, sharded))
         if LOSSES[self.loss].code == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         metric = trainer.metric

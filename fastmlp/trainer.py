@@ -20,7 +20,7 @@ import numpy as np
 from . import kernels, threads
 from ._interrupt import DeferredInterrupt
 from ._validation import check_positive, check_sample_weight
-from .distributed import ONE_PROCESS, Ranks, step_kernels
+from .distributed import ONE_PROCESS, step_kernels
 from .optimizers import SGD, check_optimizer
 
 # Seconds of compiled work between two returns to Python.
@@ -75,7 +75,8 @@ def scorer(metric, T, weights=None, ranks=ONE_PROCESS):
 
 class Trainer:
     """A training session of ``model`` on X (n, sizes[0]) and y; the
-    parameters mean what they do in ``MLP.fit``.
+    parameters mean what they do in ``MLP.fit``, and ``ranks``
+    (``distributed.ranks_of(comm, sharded)``) are those of a fit over MPI.
 
     Attributes
     ----------
@@ -92,12 +93,10 @@ class Trainer:
 
     def __init__(self, model, X, y, *, batch_size=32, optimizer="sgd", shuffle=True, seed=None,
                  n_threads=None, shards=False, sample_weight=None, validation_data=None,
-                 validation_split=0.0, resume=False, verbose=0, comm=None, sharded=False):
+                 validation_split=0.0, resume=False, verbose=0, ranks=ONE_PROCESS):
         self.model = model
         self.verbose = verbose
-        if sharded and comm is None:
-            raise ValueError("sharded=True trains on each rank's own rows: it needs comm")
-        self.ranks = ONE_PROCESS if comm is None else Ranks(comm, sharded)
+        self.ranks = ranks
         self.ranks.start(lambda: self._prepare(
             X, y, batch_size, optimizer, n_threads, shards, sample_weight, validation_data,
             validation_split, resume))

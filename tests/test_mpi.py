@@ -6,11 +6,13 @@ one-process fits it is compared with.
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +70,10 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
+import fastmlp
+
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from test_mpi import fit, shard_data, shard_weights, sharded_fit
+from test_mpi import estimator_data, estimator_fit, fit, shard_data, shard_weights, sharded_fit
 
 comm = MPI.COMM_WORLD
 rank = comm.Get_rank()
@@ -255,6 +259,104 @@ def test_sharded_validation_is_pooled_over_the_ranks(sharded_ranks):
     np.testing.assert_allclose([logged["val_loss"][-1], logged["val_r2"][-1]],
                                [val_loss, val_r2], rtol=1e-5)
     assert val_r2 > 0.5
+
+
+# Estimators over MPI: (estimator class, its parameters, mode, rows of rank 0 when sharded).
+ESTIMATORS = {
+    "classifier-replicated": ("MLPClassifier", {"early_stopping": True, "max_iter": 30,
+                                                "dtype": "float64"}, "replicated", None),
+    "regressor-replicated": ("MLPRegressor", {"solver": "sgd", "max_iter": 8,
+                                              "learning_rate": "invscaling",
+                                              "learning_rate_init": 0.01}, "replicated", None),
+    "classifier-sharded": ("MLPClassifier", {"early_stopping": True, "max_iter": 100,
+                                             "n_iter_no_change": 25,
+                                             "batch_size": 100}, "sharded", 800),
+}
+
+
+def estimator_data(case, rank=None):
+    """The data of ESTIMATORS' ``case``: all the digits' training rows, or rank
+    ``rank``'s rows when sharded (rank 1 has no nines: the classes must come
+    from both ranks)."""
+    (X, y), _ = load_digits()
+    if case[0] == "MLPRegressor":
+        y = X[:, :32].sum(axis=1) - X[:, 32:].sum(axis=1)
+    if rank is None:
+        return X, y
+    rows = np.arange(len(y)) < case[3] if rank == 0 else (np.arange(len(y)) >= case[3]) & (y != 9)
+    return X[rows], y[rows]
+
+
+def estimator_fit(case, X, y, comm=None):
+    """The fitted estimator of ESTIMATORS' ``case`` on X, y."""
+    estimator = getattr(fastmlp, case[0])(hidden_layer_sizes=(24,), random_state=0, **case[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter reached
+        return estimator.fit(X, y, comm=comm, sharded=comm is not None and case[2] == "sharded")
+
+
+ESTIMATOR_SCRIPT = cases_script("""
+    X, y = estimator_data(case, rank if case[2] == "sharded" else None)
+    estimator = estimator_fit(case, X, y, comm)
+    (out / f"{name}-rank{rank}.pickle").write_bytes(pickle.dumps(estimator))
+    if name == "classifier-replicated":
+        try:
+            estimator.set_params(solver="lbfgs").fit(X, y, comm=comm)
+        except ValueError as error:
+            (out / f"lbfgs-rank{rank}.txt").write_text(str(error))
+""")
+
+
+@pytest.fixture(scope="module")
+def estimator_ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("estimators")
+    run = mpirun(out, *python(out, ESTIMATOR_SCRIPT, str(out), json.dumps(ESTIMATORS)),
+                 timeout=120)
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def fitted_on_both_ranks(out, name):
+    """Rank 0's fitted estimator of ``name``, after checking that rank 1's is the same."""
+    ranks = [pickle.loads((out / f"{name}-rank{rank}.pickle").read_bytes()) for rank in (0, 1)]
+    np.testing.assert_array_equal(ranks[0].model_.params, ranks[1].model_.params)
+    for attribute in ("n_iter_", "t_", "loss_curve_", "validation_scores_"):
+        assert getattr(ranks[0], attribute) == getattr(ranks[1], attribute), attribute
+    return ranks[0]
+
+
+@pytest.mark.parametrize("name", [name for name in ESTIMATORS if name.endswith("replicated")])
+def test_replicated_estimators_equal_one_process(estimator_ranks, name):
+    case = ESTIMATORS[name]
+    distributed = fitted_on_both_ranks(estimator_ranks, name)
+    one = estimator_fit(case, *estimator_data(case))
+    assert distributed.n_iter_ == one.n_iter_ and distributed.t_ == one.t_
+    rtol = TOLERANCE[one.model_.dtype.name]
+    np.testing.assert_allclose(distributed.model_.params, one.model_.params, rtol=rtol,
+                               atol=rtol)
+    np.testing.assert_allclose(distributed.loss_curve_, one.loss_curve_, rtol=rtol)
+    if one.validation_scores_ is not None:
+        np.testing.assert_allclose(distributed.validation_scores_, one.validation_scores_)
+
+
+def test_sharded_classifier_learns_every_ranks_classes(estimator_ranks):
+    case = ESTIMATORS["classifier-sharded"]
+    distributed = fitted_on_both_ranks(estimator_ranks, "classifier-sharded")
+    np.testing.assert_array_equal(distributed.classes_, np.arange(10))
+    X, y = (np.concatenate(parts) for parts in zip(*(estimator_data(case, rank)
+                                                      for rank in (0, 1))))
+    assert distributed.t_ == distributed.n_iter_ * round(0.9 * 800) + distributed.n_iter_ * (
+        len(y) - 800 - round(0.1 * (len(y) - 800)))
+    one = estimator_fit((*case[:1], {**case[1], "batch_size": 200}, *case[2:]), X, y)
+    test = load_digits()[1]
+    accuracy, expected = distributed.score(*test), one.score(*test)
+    print(f"digits test accuracy: sharded classifier {accuracy:.4f}, one process {expected:.4f}")
+    assert expected > 0.9 and abs(accuracy - expected) <= 0.02, (accuracy, expected)
+
+
+def test_lbfgs_refuses_comm(estimator_ranks):
+    said = [(estimator_ranks / f"lbfgs-rank{rank}.txt").read_text() for rank in (0, 1)]
+    assert said[0] == said[1] and "stochastic solvers" in said[0]
 
 
 def test_sharded_needs_comm():
