@@ -14,6 +14,12 @@ epoch, alternating the set-ups ``--repeats`` times:
                             other row from r), batch_size B / 2 per rank:
                             fit(comm=..., sharded=True), global batch B
     1 process x 2 threads   fit without comm, n_threads=2
+    2 processes, no comm    the ceiling of 2 ranks: under mpiexec -n 2, each
+                            rank fits its half of the rows at batch B / 2
+                            without comm (the launcher's communicator only
+                            starts and stops the clocks together): the two
+                            processes share the machine's caches, memory and
+                            cores as the ranks do, and exchange nothing
 
 Prints median samples/s (the slowest rank's epoch time), the speed-up of 2
 ranks over 1 rank in each mode (the median of the repeats' paired ratios),
@@ -36,7 +42,7 @@ SIZES = (784, 256, 128, 10)
 # (ranks, threads, sharded)
 SETUPS = {"1 process x 1 thread": (0, 1, False), "1 rank x 1 thread": (1, 1, False),
           "2 ranks x 1 thread": (2, 1, False), "2 ranks sharded": (2, 1, True),
-          "1 process x 2 threads": (0, 2, False)}
+          "1 process x 2 threads": (0, 2, False), "2 processes, no comm": (2, 1, None)}
 
 
 def worker(args):
@@ -49,9 +55,10 @@ def worker(args):
         comm = MPI.COMM_WORLD
     (X, y), _ = load_fashion_mnist()
     X, y = X[:args.samples] / np.float32(255), y[:args.samples]
-    size = comm.Get_size() if args.sharded else 1
-    if args.sharded:
-        X, y = X[comm.Get_rank()::size], y[comm.Get_rank()::size]
+    size = 1 if args.mode == "replicated" else args.ranks
+    if size > 1:  # each rank its rows
+        X, y = np.ascontiguousarray(X[comm.Get_rank()::size]), y[comm.Get_rank()::size]
+    fit_comm = None if args.mode == "independent" else comm
     n_params = fastmlp.MLP(SIZES).params.size
     results = {"allreduce": [allreduce_seconds(comm, n) if comm is not None else 0.0
                              for n in (n_params, 1)]}
@@ -62,7 +69,7 @@ def worker(args):
                 comm.Barrier()
             started = time.perf_counter()
             net.fit(X[:n], y[:n], epochs=1, batch_size=batch_size // size, lr=0.01, verbose=0,
-                    n_threads=args.threads, comm=comm, sharded=args.sharded)
+                    n_threads=args.threads, comm=fit_comm, sharded=args.mode == "sharded")
             seconds = time.perf_counter() - started
             if comm is None:
                 return seconds, 0.0
@@ -93,7 +100,8 @@ def run(setup, args):
     ranks, n_threads, sharded = SETUPS[setup]
     command = [sys.executable, __file__, "--worker", "--ranks", str(ranks), "--threads",
                str(n_threads), "--samples", str(args.samples), "--batch-sizes",
-               *map(str, args.batch_sizes), *(["--sharded"] if sharded else [])]
+               *map(str, args.batch_sizes), "--mode",
+               {True: "sharded", False: "replicated", None: "independent"}[sharded]]
     if ranks:
         command = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), *command]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -108,7 +116,7 @@ def main():
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ranks", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--sharded", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="replicated", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -118,15 +126,15 @@ def main():
             time.sleep(1)  # an idle pause before each set-up
             runs[setup].append(run(setup, args))
     print(f"samples/s, median of {args.repeats}; {args.samples} samples per epoch")
-    modes = ("2 ranks x 1 thread", "2 ranks sharded")
+    modes = ("2 ranks x 1 thread", "2 ranks sharded", "2 processes, no comm")
     print("| batch | " + " | ".join(SETUPS) + " | 2 ranks / 1 rank, replicated | sharded "
-          "| Allreduce share, replicated | sharded |")
-    print("|---" * (len(SETUPS) + 5) + "|")
+          "| ceiling (no comm) | Allreduce share, replicated | sharded |")
+    print("|---" * (len(SETUPS) + 6) + "|")
     for b in args.batch_sizes:
         rate = {s: np.median([r[b][0] for r in runs[s]]) for s in SETUPS}
         speedup = [np.median([two[b][0] / one[b][0] for two, one in
                               zip(runs[mode], runs["1 rank x 1 thread"])]) for mode in modes]
-        share = [np.median([r[b][1] for r in runs[mode]]) for mode in modes]
+        share = [np.median([r[b][1] for r in runs[mode]]) for mode in modes[:2]]
         print(f"| {b} | " + " | ".join(f"{rate[s]:,.0f}" for s in SETUPS)
               + "".join(f" | {x:.2f}x" for x in speedup)
               + "".join(f" | {x:.1%}" for x in share) + " |", flush=True)

@@ -224,30 +224,40 @@ class Trainer:
         gradient sum and weight of this rank's run, one Allreduce of the flat
         buffer holding both, and the update every rank makes from the mean;
         its (loss sum, n_correct) are this rank's, which ``epoch`` adds over
-        the ranks."""
+        the ranks. Without sample weights every step's sample count is known
+        beforehand, so the runs' gradients are divided by it as they are
+        written, and the update makes no pass of its own to do it."""
         model, sizes, ranks = self.model, self.model._sizes, self.ranks
         hidden, output, loss = model._codes
         X, T, weights = self.X, self.T, self.weights
         sparse = isinstance(X, kernels.SparseRows)
         rows = self.batch if ranks.sharded else -(-self.batch // ranks.size)
         work = np.empty(kernels.work_size(sizes, rows, self.shuffle, sparse), model.dtype)
-        # The gradient sum, then the run's weight: one buffer, one Allreduce.
+        # The run's gradient, then its weight: one buffer, one Allreduce into
+        # another, whose gradient the update reads.
         flat = np.empty(model.params.size + 1, model.dtype)
-        grads = flat[:-1].reshape(1, -1)
+        received = np.empty_like(flat)
+        grads, summed = flat[:-1], received[:-1].reshape(1, -1)
         run_gradient, update = step_kernels(loss, self.optimizer.rule)
         params, state, batch, gather, n = model.params, self.state, self.batch, self.shuffle, \
             self.n
+        # The samples of each step over the ranks: 1 / that scales the runs.
+        rank_rows, rank_batches = self._rank_rows.T
+        starts = np.arange(self.n_batches)[:, None] * rank_batches
+        scales = 1.0 / np.clip(rank_rows - starts, 0, rank_batches).sum(axis=1)
+        weighted = weights is not None
 
         def step(first, stop, lr, hyper, done):
             inputs = X._replace(rows=X.rows[self.order]) if sparse else X
             total, correct = 0.0, 0
             for i in range(first, stop):
                 a, b = ranks.run(i, batch, n)
-                value, c, flat[-1] = run_gradient(grads[0], work, rows, params, sizes, hidden,
+                value, c, flat[-1] = run_gradient(grads, work, rows, params, sizes, hidden,
                                                   output, inputs, T, weights, self.order, gather,
-                                                  a, b)
-                ranks.sum(flat)
-                update(params, state, grads, flat[-1], sizes, hyper, done + i + 1)
+                                                  a, b, 1.0 if weighted else scales[i])
+                ranks.sum(flat, received)
+                update(params, state, summed, received[-1] if weighted else 1.0, sizes, hyper,
+                       done + i + 1)
                 total += value
                 correct += c
             return total, correct
