@@ -59,7 +59,7 @@ def worker(args):
     if size > 1:  # each rank its rows
         X, y = np.ascontiguousarray(X[comm.Get_rank()::size]), y[comm.Get_rank()::size]
     fit_comm = None if args.mode == "independent" else comm
-    n_params = fastmlp.MLP(SIZES).params.size
+    n_params = fastmlp.MLP(SIZES).params.size + 1  # the gradient and its weight
     results = {"allreduce": [allreduce_seconds(comm, n) if comm is not None else 0.0
                              for n in (n_params, 1)]}
     for batch_size in args.batch_sizes:
@@ -83,15 +83,15 @@ def worker(args):
 
 
 def allreduce_seconds(comm, n, repeats=200):
-    """Median seconds of an Allreduce of n float32 over ``comm``, its ranks
-    released together by a Barrier."""
+    """Median seconds of an Allreduce of n float32 over ``comm`` into another
+    buffer, as fit makes it, its ranks released together by a Barrier."""
     from mpi4py import MPI
-    buffer = np.ones(n, np.float32)
+    buffer, total = np.ones(n, np.float32), np.empty(n, np.float32)
     times = []
     for _ in range(repeats):
         comm.Barrier()
         started = time.perf_counter()
-        comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        comm.Allreduce(buffer, total, op=MPI.SUM)
         times.append(time.perf_counter() - started)
     return float(np.median(times))
 
