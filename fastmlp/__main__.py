@@ -139,8 +139,10 @@ def build_parser():
     train.add_argument("--hidden", type=_positive_int, nargs="*", default=[64],
                        metavar="WIDTH", help="hidden layer widths, none for a linear "
                                              "classifier (default: 64)")
-    train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
-                       help="activation of the hidden layers (default: relu)")
+    train.add_argument("--activation", choices=sorted(ACTIVATIONS), nargs="+", default=["relu"],
+                       metavar="NAME",
+                       help="activation of the hidden layers, or one per hidden layer, "
+                            f"among {', '.join(sorted(ACTIVATIONS))} (default: relu)")
     train.add_argument("--loss", choices=CLASS_LOSSES, default=CLASS_LOSSES[0],
                        help="loss: softmax_cross_entropy (softmax outputs), or mse (half the "
                             "squared error to one-hot targets, identity outputs) "
@@ -322,7 +324,8 @@ def _train(args):
     X = _inputs(X)
     labels = [y] if test is None else [y, test[1]]
     n_classes = max(int(labels_.max()) for labels_ in labels) + 1
-    net = MLP((X.shape[1], *args.hidden, n_classes), activation=args.activation,
+    activation = args.activation[0] if len(args.activation) == 1 else args.activation
+    net = MLP((X.shape[1], *args.hidden, n_classes), activation=activation,
               loss=args.loss, dtype=args.dtype, seed=args.seed)
     tested = "no" if test is None else len(test[1])
     say(f"{_source(args)}: {len(y)} training and {tested} test samples; {net}")

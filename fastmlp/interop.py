@@ -40,7 +40,7 @@ class _Network(NamedTuple):
     """What the converters need of a fitted fastmlp model or estimator.
 
     weights : list of (W (fan_in, fan_out), b (fan_out,)) in the model's dtype.
-    hidden : the registry name of the hidden activation.
+    hidden : the registry names of the hidden layers' activations.
     output : "softmax" or "sigmoid" on the logits of a cross-entropy, or the
         registry name of an mse output activation.
     labels : None for regression. Else what a prediction's index stands for:
@@ -49,7 +49,7 @@ class _Network(NamedTuple):
     two_columns : a binary classifier's probabilities are [1 - p, p], (n, 2).
     """
     weights: list
-    hidden: str
+    hidden: tuple
     output: str
     labels: np.ndarray | None
     two_columns: bool
@@ -60,7 +60,7 @@ class _Network(NamedTuple):
 
     def activations(self):
         """The activation after each layer: hidden ones, then the output."""
-        return [self.hidden] * (len(self.weights) - 1) + [self.output]
+        return [*self.hidden, self.output]
 
 
 def _network(model_or_estimator):
@@ -83,7 +83,8 @@ def _network(model_or_estimator):
                         f"{type(obj).__name__}")
     output = LOSSES[model.loss].output or ACTIVATIONS[model.output].name
     return _Network([(W.copy(), b.copy()) for W, b in model.weights],
-                    ACTIVATIONS[model.activation].name, output, labels, two_columns)
+                    tuple(ACTIVATIONS[name].name for name in model.activations), output, labels,
+                    two_columns)
 
 
 # scikit-learn
@@ -108,15 +109,20 @@ def to_sklearn(model_or_estimator):
     output -> regressor.
 
     Raises ValueError for what scikit-learn's MLPs lack: a hidden activation
-    not among theirs (such as leaky_relu), an mse output other than identity,
+    not among theirs (such as leaky_relu) or different ones per hidden layer,
+    an mse output other than identity,
     a softmax of one output, multilabel predictions of -1/+1.
     """
     neural_network = _require("sklearn.neural_network", "to_sklearn", "sklearn")
     preprocessing = importlib.import_module("sklearn.preprocessing")
     net = _network(model_or_estimator)
-    activation = ACTIVATIONS[net.hidden].sklearn_name
+    if len(set(net.hidden)) > 1:
+        raise ValueError(f"scikit-learn's MLPs take one activation for every hidden layer; "
+                         f"this model has {list(net.hidden)}")
+    hidden = net.hidden[0] if net.hidden else "identity"
+    activation = ACTIVATIONS[hidden].sklearn_name
     if activation is None:
-        raise ValueError(f"scikit-learn's MLPs have no {net.hidden!r} activation; they have "
+        raise ValueError(f"scikit-learn's MLPs have no {hidden!r} activation; they have "
                          f"{sorted(SKLEARN_ACTIVATIONS)}")
     n_outputs = net.weights[-1][0].shape[1]
     if net.labels is None:

@@ -43,6 +43,21 @@ class History:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
+def hidden_activations(activation, n_hidden):
+    """The registry name of each of ``n_hidden`` hidden layers' activations:
+    ``activation`` (a name) for every one, or one entry of a sequence each."""
+    if isinstance(activation, str):
+        check_choice("activation", activation, ACTIVATIONS)
+        return (activation,) * n_hidden
+    names = tuple(activation)
+    if len(names) != n_hidden:
+        raise ValueError(f"activation has {len(names)} entries for {n_hidden} hidden layers: "
+                         "give one name, or one per hidden layer")
+    for name in names:
+        check_choice("activation", name, ACTIVATIONS)
+    return names
+
+
 def _init_bound(activation, fan_in, fan_out):
     """Half-width of the uniform initialisation: He for relu-like units,
     Glorot otherwise."""
@@ -58,9 +73,9 @@ class MLP:
     ----------
     sizes : sequence of int
         Layer widths from inputs to outputs, e.g. (784, 100, 10).
-    activation : str
+    activation : str or sequence of str
         Hidden activation: "identity", "sigmoid" (or "logistic"), "tanh",
-        "relu", "leaky_relu".
+        "relu", "leaky_relu"; or one of these per hidden layer.
     loss : str
         "softmax_cross_entropy" (targets: integer labels 0..k-1 or one-hot
         rows), "binary_cross_entropy" or "logistic" (targets 0/1 or -1/+1,
@@ -84,6 +99,8 @@ class MLP:
     ----------
     params : ndarray of shape (n_params,)
         Every weight and bias in one flat buffer.
+    activations : tuple of str
+        The activation of each hidden layer.
     weights : list of (W, b)
         Views into ``params``: W of shape (fan_in, fan_out), b of shape (fan_out,).
     """
@@ -98,7 +115,10 @@ class MLP:
             raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
         for s in sizes:
             check_positive("layer size", s, integer=True)
-        check_choice("activation", activation, ACTIVATIONS)
+        activations = hidden_activations(
+            activation if isinstance(activation, str) else tuple(activation), len(sizes) - 2)
+        if not isinstance(activation, str):
+            activation = activations
         check_choice("loss", loss, LOSSES)
         dtype = check_dtype(dtype, DTYPES)
         implied = LOSSES[loss].output
@@ -113,6 +133,7 @@ class MLP:
             self._output_code = kernels.IDENTITY
         self.sizes = sizes
         self.activation = activation
+        self.activations = activations
         self.loss = loss
         self.output = output
         self.dtype = np.dtype(DTYPES[dtype])
@@ -122,8 +143,11 @@ class MLP:
         self.params = np.empty(kernels.param_offset(self._sizes, len(sizes) - 1),
                                dtype=self.dtype)
         self._weight_views()
-        for W, b in self.weights:
-            bound = _init_bound(activation, *W.shape)
+        # Each layer's initialisation follows the activation of the units it
+        # feeds; the output layer's, that of the last hidden layer.
+        init = activations[-1:] or (activation if isinstance(activation, str) else "identity",)
+        for (W, b), layer_activation in zip(self.weights, activations + init):
+            bound = _init_bound(layer_activation, *W.shape)
             W[...] = self._rng.uniform(-bound, bound, size=W.shape)
             b[...] = 0.0
 
@@ -134,6 +158,8 @@ class MLP:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        if "activations" not in state:  # pickled before per-layer activations
+            self.activations = (self.activation,) * (len(self.sizes) - 2)
         self._weight_views()
 
     def _weight_views(self):
@@ -146,7 +172,9 @@ class MLP:
 
     @property
     def _codes(self):
-        return ACTIVATIONS[self.activation].code, self._output_code, LOSSES[self.loss].code
+        """(hidden: int64 codes, one per hidden layer; output code; loss code)."""
+        hidden = np.array([ACTIVATIONS[name].code for name in self.activations], np.int64)
+        return hidden, self._output_code, LOSSES[self.loss].code
 
     def _features(self, X):
         """X as the kernels take it, in the model's dtype: a C-contiguous

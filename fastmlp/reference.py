@@ -154,14 +154,22 @@ def unpack(params, sizes):
     return layers
 
 
+def layer_activations(activation, sizes):
+    """The activation name of each hidden layer: ``activation`` (a name) for
+    all, or its entries (one per hidden layer)."""
+    n_hidden = len(sizes) - 2
+    return [activation] * n_hidden if isinstance(activation, str) else list(activation)
+
+
 def forward(params, sizes, activation, output, X):
-    """Outputs [A_0 = X, A_1, ..., A_L] of every layer; the last uses ``output``."""
+    """Outputs [A_0 = X, A_1, ..., A_L] of every layer; hidden layers use
+    ``activation`` (a name, or one per hidden layer), the last ``output``."""
     from .registry import ACTIVATIONS
     layers = unpack(params, sizes)
+    names = layer_activations(activation, sizes) + [output]
     A = [X]
-    for l, (W, b) in enumerate(layers):
-        g = ACTIVATIONS[activation if l < len(layers) - 1 else output].forward
-        A.append(g(dense_forward(A[-1], W, b)))
+    for (W, b), name in zip(layers, names):
+        A.append(ACTIVATIONS[name].forward(dense_forward(A[-1], W, b)))
     return A
 
 
@@ -187,7 +195,7 @@ def loss_and_grad(params, sizes, activation, output, loss, X, T, weights=None):
         grad_layers[l][0][...] = dW
         grad_layers[l][1][...] = db
         if l > 0:  # A[0] is the input X
-            dZ = dX * ACTIVATIONS[activation].derivative(A[l])
+            dZ = dX * ACTIVATIONS[layer_activations(activation, sizes)[l - 1]].derivative(A[l])
     return value, grads
 
 

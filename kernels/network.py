@@ -182,20 +182,21 @@ def batch_run(work, sizes, rows, X, T, weights, order, gather, a, b):
 @kernel
 def forward(work, rows, params, sizes, hidden, output, X):
     """Run the network on X (n, sizes[0]) or SparseRows, n <= rows; return
-    the output view A_L (n, sizes[-1]). Hidden layers use activation
-    ``hidden``, the last layer ``output`` (IDENTITY leaves logits for the
-    cross-entropy losses)."""
+    the output view A_L (n, sizes[-1]). Hidden layer l (1-based) uses the
+    activation ``hidden[l - 1]`` (hidden: int64 codes, one per hidden layer),
+    the last layer ``output`` (IDENTITY leaves logits for the cross-entropy
+    losses)."""
     L = sizes.shape[0] - 1
     n = n_rows(X)
     W, b = layer_params(params, sizes, 0)
     A = _activation(work, sizes, rows, 1, n)
     linear_forward(A, X, W, b)
-    activation_forward(A, A, hidden if L > 1 else output)
+    activation_forward(A, A, hidden[0] if L > 1 else output)
     for l in range(1, L):
         W, b = layer_params(params, sizes, l)
         A_out = _activation(work, sizes, rows, l + 1, n)
         dense_forward(A_out, A, W, b)
-        activation_forward(A_out, A_out, hidden if l < L - 1 else output)
+        activation_forward(A_out, A_out, hidden[l] if l < L - 1 else output)
         A = A_out
     return A
 
@@ -219,7 +220,7 @@ def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta
         A_in = _activation(work, sizes, rows, l, n)
         D_in = _delta(work, sizes, rows, l, n)
         dense_backward_input(D_in, D, W)
-        activation_backward(D_in, D_in, A_in, hidden)
+        activation_backward(D_in, D_in, A_in, hidden[l - 1])
         dW, db = layer_params(grads, sizes, l)
         dense_backward(dW, db, D, A_in, alpha, beta, bias_beta)
         D = D_in
@@ -383,7 +384,7 @@ def train_samples(params, work, sizes, hidden, output, loss, X, T, order, first,
             W, b = layer_params(params, sizes, l)
             Z = _activation(work, sizes, 1, l + 1, 1)
             _dense_row_forward(Z[0], A, W, b)
-            activation_forward(Z, Z, hidden if l < L - 1 else output)
+            activation_forward(Z, Z, hidden[l] if l < L - 1 else output)
             A = Z[0]
         D = _delta(work, sizes, 1, L, 1)
         value, c = loss_forward_backward(D, _activation(work, sizes, 1, L, 1),
@@ -397,7 +398,8 @@ def train_samples(params, work, sizes, hidden, output, loss, X, T, order, first,
             if l > 0:  # the delta below needs W before its update
                 D_in = _delta(work, sizes, 1, l, 1)
                 _dense_row_backward(D_in[0], d, W)
-                activation_backward(D_in, D_in, _activation(work, sizes, 1, l, 1), hidden)
+                activation_backward(D_in, D_in, _activation(work, sizes, 1, l, 1),
+                                    hidden[l - 1])
             _dense_row_update(W, b, d, A_in, lr)
             if l > 0:
                 D = D_in

@@ -127,6 +127,16 @@ def test_train_options_and_json_history(tmp_path):
     assert (net.sizes, net.activation, net.dtype) == ((64, 16, 8, 10), "tanh", np.float64)
 
 
+def test_train_takes_an_activation_per_hidden_layer(tmp_path):
+    result = run(tmp_path, "train", "--hidden", "16", "8", "--activation", "tanh", "relu",
+                 "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    assert fastmlp.load(tmp_path / "model.npz").activations == ("tanh", "relu")
+    wrong = run(tmp_path, "train", "--hidden", "16", "--activation", "tanh", "relu")
+    assert wrong.returncode == 1
+    assert "activation has 2 entries for 1 hidden layers" in wrong.stderr
+
+
 def test_train_matches_the_api(tmp_path, digits, monkeypatch, capsys):
     """Adam's default learning rate, mse, batch size, seed: the CLI's model is
     the one fit makes with the same settings, to the bit. Evaluated, the

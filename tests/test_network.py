@@ -279,3 +279,57 @@ def test_a_pickled_model_keeps_its_weights_views_of_params(rng):
         assert np.shares_memory(W, copy.params)
         np.testing.assert_array_equal(W, W_params)
         np.testing.assert_array_equal(b, b_params)
+
+
+PER_LAYER = ("tanh", "relu", "sigmoid")
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_per_layer_activations_equal_reference(dtype, rng, loss):
+    """One activation per hidden layer: gradient, predictions and three epochs
+    of training against the reference."""
+    n_out = N_OUT[loss]
+    net = fastmlp.MLP((6, 7, 5, 4, n_out), PER_LAYER, loss, dtype=dtype, seed=1)
+    assert net.activations == PER_LAYER
+    X, y = problem(rng, loss, 9, 6, n_out)
+    value, grad = net.loss_and_grad(X, y)
+    X64, T = X.astype(dtype).astype(np.float64), targets(loss, y, n_out)
+    want_value, want_grad = reference.loss_and_grad(
+        net.params.astype(np.float64), net.sizes, PER_LAYER, kernel_output(net), loss, X64, T)
+    assert_close(value, want_value, dtype)
+    assert_close(grad, want_grad, dtype)
+    start = net.params.astype(np.float64)
+    for batch_size in (1, 4):
+        net.params[...] = start
+        net.fit(X, y, epochs=3, batch_size=batch_size, lr=0.1, seed=2, verbose=0)
+        shuffles = np.random.default_rng(2)
+        orders = [shuffles.permutation(len(X)) for _ in range(3)]
+        want, _ = reference.train(start, net.sizes, PER_LAYER, kernel_output(net), loss, X64, T,
+                                  orders, batch_size, 0.1)
+        assert_close(net.params, want, dtype)
+
+
+def test_per_layer_gradcheck(rng):
+    net = fastmlp.MLP((4, 6, 5, 3), ("sigmoid", "leaky_relu"), dtype="float64", seed=3)
+    X, y = problem(rng, "softmax_cross_entropy", 10, 4, 3)
+    assert fastmlp.gradcheck(net, X, y) < 1e-6
+
+
+def test_initialisation_follows_each_layers_activation():
+    """He bounds for the layer into relu units, Glorot for tanh, and the output
+    layer as the last hidden layer's."""
+    net = fastmlp.MLP((400, 300, 200, 100), ("relu", "tanh"), seed=0)
+    bounds = [np.sqrt(6 / 400), np.sqrt(6 / (300 + 200)), np.sqrt(6 / (200 + 100))]
+    for (W, _), bound in zip(net.weights, bounds):
+        assert 0.99 * bound < np.abs(W).max() <= bound
+
+
+def test_an_activation_per_hidden_layer_or_one_for_all():
+    with pytest.raises(ValueError, match="activation has 3 entries for 2 hidden layers"):
+        fastmlp.MLP((4, 5, 5, 2), ("relu", "tanh", "relu"))
+    with pytest.raises(ValueError, match="activation"):
+        fastmlp.MLP((4, 5, 5, 2), ("relu", "swish"))
+    one = fastmlp.MLP((4, 5, 5, 2), "tanh", seed=0)
+    each = fastmlp.MLP((4, 5, 5, 2), ["tanh", "tanh"], seed=0)
+    assert one.activations == each.activations == ("tanh", "tanh")
+    assert np.array_equal(one.params, each.params)
