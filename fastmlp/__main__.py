@@ -154,6 +154,9 @@ def build_parser():
     train.add_argument("--lr", type=_number(float, 0),
                        help="learning rate (default: " + ", ".join(
                            f"{lr:g} for {name}" for name, lr in DEFAULT_LR.items()) + ")")
+    train.add_argument("--clip-norm", type=_number(float, 0), metavar="NORM",
+                       help="clip each batch's gradient to this L2 norm where it is larger "
+                            "(default: no clipping)")
     train.add_argument("--epochs", type=_positive_int, default=20,
                        help="passes over the training set (default: 20)")
     train.add_argument("--batch-size", type=_batch_size, default=32,
@@ -337,7 +340,7 @@ def _train(args):
     history = net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
                       lr=lr, optimizer=optimizer,
                       validation_split=args.validation_split, callbacks=stopper, verbose=2,
-                      n_threads=args.threads, comm=comm)
+                      n_threads=args.threads, comm=comm, clip_norm=args.clip_norm)
     say(f"trained in {time.perf_counter() - start:.2f} s")
     if not root:
         return 0

@@ -49,7 +49,7 @@ import traceback
 
 import numpy as np
 
-from .kernels import gradient, optimizer_update, update_block
+from .kernels import clip_gradient, gradient, optimizer_update, update_block
 from .kernels._jit import cast_like, kernel
 from .kernels.network import batch_mass, batch_run
 from .kernels.optim import without_l2
@@ -284,17 +284,20 @@ def step_kernels(loss, rule):
                                   scale, one, zero, zero, wb)
         return value / scale, correct, mass
 
-    def update(params, state, grads, mass, sizes, hyper, step):
+    def update(params, state, grads, mass, sizes, hyper, step, clip):
         """Update number ``step`` of params (n_params,) from grads (1,
         n_params), the gradient summed over samples of total weight ``mass``:
         from the mean gradient (zero for zero mass; ``mass`` 1 takes grads
-        as they are), in the blocks of ``update_block`` (L2 on the weights
-        only), as ``train_batches`` does."""
+        as they are), clipped to norm ``clip`` when that is > 0, in the
+        blocks of ``update_block`` (L2 on the weights only), as
+        ``train_batches`` does."""
         if mass != 1.0:
             scale = cast_like(params, 1.0 / mass if mass > 0 else 0.0)
             g = grads[0]
             for j in range(g.shape[0]):
                 g[j] *= scale
+        if clip > 0:
+            clip_gradient(grads, clip)
         bias_hyper = without_l2(params, hyper)
         for block in range(update_block(sizes, -1)[0]):
             start, stop, is_weights = update_block(sizes, block)

@@ -291,7 +291,7 @@ class MLP:
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
             seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
             n_threads=None, shards=False, sample_weight=None, resume=False,
-            on_divergence="raise", comm=None, sharded=False):
+            on_divergence="raise", comm=None, sharded=False, clip_norm=None):
         """Train by minibatch SGD; returns a History.
 
         X : (n, sizes[0]), dense or scipy.sparse; y : targets as described for ``loss``.
@@ -325,6 +325,13 @@ class MLP:
         sample_weight : (n,) finite non-negative weights. Each batch's loss is
             then sum_i w_i loss_i / sum_i w_i over its samples (a batch of zero
             weight makes no step), and the epoch's ``loss`` is the weighted mean.
+        clip_norm : clip each batch's gradient (of the loss, before the L2
+            penalty is added) to this L2 norm over all parameters where its
+            norm is larger, before the optimizer's update; None does not clip.
+            It costs a pass over the gradient to measure its norm, another
+            on the batches it clips, and plain SGD's update written straight
+            into the weights. A fit that diverges without it says when
+            clip_norm=1 would have kept the same batches finite.
         resume : continue from the previous ``fit``: the optimizer's state
             (momentum, Adam's moments) and its update count carry over, as
             when one call had run all the epochs. The optimizer must be the same.
@@ -372,7 +379,7 @@ class MLP:
                           shuffle=shuffle, seed=seed, n_threads=n_threads, shards=shards,
                           sample_weight=sample_weight, validation_data=validation_data,
                           validation_split=validation_split, resume=resume,
-                          verbose=verbose, ranks=ranks_of(comm, sharded))
+                          verbose=verbose, ranks=ranks_of(comm, sharded), clip_norm=clip_norm)
         if LOSSES[self.loss].code == kernels.BINARY_CROSS_ENTROPY:
             self.negative_label_ = -1 if np.any(np.asarray(y) == -1) else 0
         metric = trainer.metric

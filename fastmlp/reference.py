@@ -199,13 +199,20 @@ def loss_and_grad(params, sizes, activation, output, loss, X, T, weights=None):
     return value, grads
 
 
+def clip_by_norm(grads, clip_norm):
+    """grads scaled to L2 norm ``clip_norm`` if their norm is larger."""
+    norm = np.sqrt((grads**2).sum())
+    return grads * (clip_norm / norm) if norm > clip_norm else grads
+
+
 def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr,
-          rule="sgd", weights=None, **hyper):
+          rule="sgd", weights=None, clip_norm=None, **hyper):
     """Minibatch training: for each epoch's sample order in ``orders``, batches
     of ``batch_size`` consecutive entries (the last may be short), one
     ``optimizer_update`` by ``rule`` each, with learning rate ``lr`` (a number,
     or a list with one per epoch) and the other ``hyper`` parameters; each
-    batch's loss is weighted by ``weights`` (n,) if given.
+    batch's loss is weighted by ``weights`` (n,) if given, and its gradient
+    clipped by ``clip_by_norm`` when ``clip_norm`` is given.
     Returns the final flat parameters and the list of batch losses."""
     losses, state, step = [], np.zeros((2, params.size)), 0
     weights_only = np.zeros_like(params)  # L2 penalises the weights, not the biases
@@ -218,6 +225,8 @@ def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr,
             value, grads = loss_and_grad(params, sizes, activation, output, loss,
                                          X[batch], T[batch],
                                          None if weights is None else weights[batch])
+            if clip_norm is not None:
+                grads = clip_by_norm(grads, clip_norm)
             step += 1
             params, state = optimizer_update(params, state, grads, rule, epoch_lr,
                                              step=step, penalised=weights_only, **hyper)

@@ -93,10 +93,12 @@ class Trainer:
 
     def __init__(self, model, X, y, *, batch_size=32, optimizer="sgd", shuffle=True, seed=None,
                  n_threads=None, shards=False, sample_weight=None, validation_data=None,
-                 validation_split=0.0, resume=False, verbose=0, ranks=ONE_PROCESS):
+                 validation_split=0.0, resume=False, verbose=0, ranks=ONE_PROCESS,
+                 clip_norm=None):
         self.model = model
         self.verbose = verbose
         self.ranks = ranks
+        self.clip = 0.0 if clip_norm is None else float(check_positive("clip_norm", clip_norm))
         self.ranks.start(lambda: self._prepare(
             X, y, batch_size, optimizer, n_threads, shards, sample_weight, validation_data,
             validation_split, resume))
@@ -120,6 +122,7 @@ class Trainer:
         else:
             self.state, self.updates, self._chunk = previous.state, previous.updates, \
                 previous._chunk
+        self.last_state = np.empty_like(self.state)
         self.rng = self.ranks.synchronise(
             model.params, self.state, model._rng if seed is None else np.random.default_rng(seed))
         self._interrupt = None
@@ -189,15 +192,18 @@ class Trainer:
         SGD take the per-sample loop; every other batch takes the batch trainer,
         which writes a plain SGD step straight into the weights when the batch
         runs as one shard (for sparse X, into the rows of W its entries touch,
-        unless the step shrinks every weight). A fit over MPI takes
-        ``_distributed_step``."""
-        if self.ranks is not ONE_PROCESS:
-            return self._distributed_step()
+        unless the step shrinks every weight, and unless it clips the
+        gradient). A fit over MPI takes ``_distributed_step``."""
         model, sizes = self.model, self.model._sizes
         hidden, output, loss = model._codes
         X, T, weights = self.X, self.T, self.weights
         sparse = isinstance(X, kernels.SparseRows)
-        if self.batch == 1 and self.optimizer == SGD() and weights is None and not sparse:
+        per_sample = (self.batch == 1 and self.optimizer == SGD() and weights is None
+                      and not sparse and not self.clip and self.ranks is ONE_PROCESS)
+        self._clippable = not per_sample  # the step can clip the gradient
+        if self.ranks is not ONE_PROCESS:
+            return self._distributed_step()
+        if per_sample:
             work = model._work(1)
 
             def step(first, stop, lr, hyper, done):
@@ -216,7 +222,8 @@ class Trainer:
             # The kernels read a sparse X's rows in the epoch's order.
             inputs = X._replace(rows=X.rows[self.order]) if sparse else X
             return train(params, state, grads, work, stats, rows, sizes, hidden, output,
-                         inputs, T, weights, self.order, gather, batch, first, stop, hyper, done)
+                         inputs, T, weights, self.order, gather, batch, first, stop, hyper, done,
+                         self.clip)
         return step
 
     def _distributed_step(self):
@@ -257,7 +264,7 @@ class Trainer:
                                                   a, b, 1.0 if weighted else scales[i])
                 ranks.sum(flat, received)
                 update(params, state, summed, received[-1] if weighted else 1.0, sizes, hyper,
-                       done + i + 1)
+                       done + i + 1, self.clip)
                 total += value
                 correct += c
             return total, correct
@@ -299,6 +306,7 @@ class Trainer:
         while first < self.n_batches:
             stop = min(first + self._chunk, self.n_batches)
             np.copyto(self.last_finite, params)
+            np.copyto(self.last_state, self.state)
             started = time.perf_counter()
             with self.ranks.fatal():
                 if self.epochs_run == 1 and first == 0:
@@ -312,7 +320,7 @@ class Trainer:
                 (value, c, per_batch / self.ranks.size, diverged, self._interrupt.requested))
             self._chunk = max(1, min(4 * self._chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
             if diverged:
-                self._diverged(lr)
+                self._diverged(lr, first, stop, hyper, start_updates)
             total += value
             correct += c
             first = stop
@@ -350,19 +358,44 @@ class Trainer:
         finally:
             notice.cancel()
 
-    def _diverged(self, lr):
+    def _diverged(self, lr, first, stop, hyper, done):
+        """Restore the parameters from before batches first..stop-1, forget the
+        optimizer state, and raise FloatingPointError, saying whether clipping
+        would have prevented the divergence."""
+        note = "" if self.clip or not self._clippable else self._clipping_note(
+            first, stop, hyper, done)
         np.copyto(self.model.params, self.last_finite)
         self.state.fill(0)
         self.updates = 0
         raise FloatingPointError(
             f"training diverged in epoch {self.epochs_run}: the loss or the parameters became "
             f"NaN or infinite at learning rate {lr:g}; try a smaller learning rate. "
-            "The model keeps its last finite parameters.")
+            f"The model keeps its last finite parameters.{note}")
+
+    def _clipping_note(self, first, stop, hyper, done):
+        """A sentence saying that fit(clip_norm=1) would have kept batches
+        first..stop-1 finite, when it would: they are run again from the
+        parameters and optimizer state before them, each step's gradient
+        clipped to norm 1; "" otherwise."""
+        params = self.model.params
+        np.copyto(params, self.last_finite)
+        np.copyto(self.state, self.last_state)
+        self.clip = 1.0
+        try:
+            value, _ = self._step(first, stop, hyper[0], hyper, done)
+        finally:
+            self.clip = 0.0
+        diverged = not (np.isfinite(value) and np.isfinite(params).all())
+        if self.ranks.agree([diverged])[0]:
+            return ""
+        return (" Clipping would have prevented it: from the same parameters the same "
+                "batches stay finite with each step's gradient clipped to norm 1, as "
+                "fit(..., clip_norm=1) does.")
 
     # Dropped by release, and left out of pickles: the data, the work buffers,
     # the compiled closures and the communicator.
     _SESSION = ("X", "T", "weights", "validation", "_step", "score", "order", "last_finite",
-                "ranks")
+                "last_state", "ranks")
 
     def release(self):
         """Drop the data and the work buffers, keeping what a resumed fit

@@ -14,5 +14,5 @@ from .losses import (BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR, SOFTMAX_CROSS_ENT
                      softmax, softmax_cross_entropy)
 from .network import (batch_trainer, forward, gradient, layer_params, param_offset,
                       train_samples, update_block, work_size)
-from .optim import ADAM, MOMENTUM, NESTEROV, SGD, optimizer_update
+from .optim import ADAM, MOMENTUM, NESTEROV, SGD, clip_gradient, optimizer_update
 from .sparse import SparseRows, n_rows, row_range, sparse_backward, sparse_forward

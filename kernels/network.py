@@ -22,7 +22,7 @@ from ._jit import cast_like, helper, inline_kernel, kernel, parallel_kernel, vec
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .activations import activation_backward, activation_forward
 from .losses import loss_forward_backward
-from .optim import SGD, optimizer_update, sgd_coefficients, without_l2
+from .optim import SGD, clip_gradient, optimizer_update, sgd_coefficients, without_l2
 from .sparse import is_sparse, linear_backward, linear_forward, n_rows, row_range
 
 
@@ -260,7 +260,7 @@ def batch_trainer(loss, rule, parallel):
     loop = prange if parallel else range
 
     def train_batches(params, state, grads, work, stats, rows, sizes, hidden, output,
-                      X, T, weights, order, gather, batch, first, stop, hyper, step):
+                      X, T, weights, order, gather, batch, first, stop, hyper, step, clip):
         """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.
 
         Batch i holds the samples ``order[i * batch:(i + 1) * batch]`` (the last may
@@ -273,7 +273,9 @@ def batch_trainer(loss, rule, parallel):
         zero for a batch of zero weight). The shard gradients
         are summed in shard order and one ``optimizer_update`` (``hyper``,
         state) follows, in the blocks of ``update_block`` (L2 on the weights
-        only); batch i is update number ``step + i + 1``.
+        only); batch i is update number ``step + i + 1``. With ``clip`` > 0 the
+        summed gradient is first scaled to norm ``clip`` where its L2 norm is
+        larger (``clip_gradient``; the L2 penalty is added after).
 
         X is dense (n, sizes[0]) or a SparseRows that lists its rows in the
         epoch's order (rows permuted by ``order``): a shard then reads its run
@@ -303,7 +305,7 @@ def batch_trainer(loss, rule, parallel):
             active = (m + size - 1) // size
             # Plain SGD on one shard writes its step straight into params,
             # with no gradient buffer to write and read back.
-            fused = rule == SGD and active == 1
+            fused = rule == SGD and active == 1 and clip == 0
             for t in loop(active):
                 a = s + t * size
                 b = min(a + size, s + m)
@@ -316,9 +318,14 @@ def batch_trainer(loss, rule, parallel):
                                                     output, loss, Xb, Tb, scale, alpha, beta,
                                                     bias_beta, wb)
             if not fused:
+                if clip > 0:
+                    clip_gradient(grads[:active], clip)
+                    active_rows = 1
+                else:
+                    active_rows = active
                 for block in loop(n_blocks):
                     start, stop, is_weights = update_block(sizes, block)
-                    optimizer_update(params, state, grads[:active], rule,
+                    optimizer_update(params, state, grads[:active_rows], rule,
                                      hyper if is_weights else bias_hyper, step + i + 1,
                                      start, stop)
             for t in range(active):

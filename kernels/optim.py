@@ -42,6 +42,23 @@ def _shard_sum(grads, start, stop):
     return g
 
 
+@vector_kernel
+def clip_gradient(grads, clip):
+    """Sum the shard rows of grads (n_shards, n_params) into its first row and
+    scale that row to the norm ``clip`` when its L2 norm is larger; returns
+    the norm before clipping. One pass to measure, one more to scale."""
+    g = _shard_sum(grads, 0, grads.shape[1])
+    squares = 0.0
+    for j in range(g.shape[0]):
+        squares += np.float64(g[j]) * g[j]
+    norm = np.sqrt(squares)
+    if norm > clip:
+        shrink = cast_like(g, clip / norm)
+        for j in range(g.shape[0]):
+            g[j] *= shrink
+    return norm
+
+
 # One plain loop per rule over slices, with coefficients in the parameters'
 # dtype, so that LLVM vectorises each; the only branch inside, Nesterov's, is
 # the same for every j.

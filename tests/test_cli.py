@@ -127,11 +127,16 @@ def test_train_options_and_json_history(tmp_path):
     assert (net.sizes, net.activation, net.dtype) == ((64, 16, 8, 10), "tanh", np.float64)
 
 
-def test_train_takes_an_activation_per_hidden_layer(tmp_path):
+def test_train_takes_an_activation_per_hidden_layer_and_a_clip_norm(tmp_path, digits):
     result = run(tmp_path, "train", "--hidden", "16", "8", "--activation", "tanh", "relu",
-                 "--epochs", "1")
+                 "--epochs", "1", "--lr", "0.05", "--clip-norm", "0.5", "--threads", "1")
     assert result.returncode == 0, result.stderr
-    assert fastmlp.load(tmp_path / "model.npz").activations == ("tanh", "relu")
+    net = fastmlp.load(tmp_path / "model.npz")
+    assert net.activations == ("tanh", "relu")
+    same = fastmlp.MLP((64, 16, 8, 10), ("tanh", "relu"), seed=0)
+    same.fit(*digits[0], epochs=1, lr=0.05, clip_norm=0.5, n_threads=1, verbose=0)
+    assert np.array_equal(net.params, same.params)
+    assert run(tmp_path, "train", "--clip-norm", "0").returncode == 2
     wrong = run(tmp_path, "train", "--hidden", "16", "--activation", "tanh", "relu")
     assert wrong.returncode == 1
     assert "activation has 2 entries for 1 hidden layers" in wrong.stderr

@@ -333,3 +333,46 @@ def test_an_activation_per_hidden_layer_or_one_for_all():
     each = fastmlp.MLP((4, 5, 5, 2), ["tanh", "tanh"], seed=0)
     assert one.activations == each.activations == ("tanh", "tanh")
     assert np.array_equal(one.params, each.params)
+
+
+@pytest.mark.parametrize("optimizer, rule, hyper", [
+    ("sgd", "sgd", {}), (fastmlp.SGD(momentum=0.9, l2=0.01), "momentum", {"momentum": 0.9,
+                                                                          "l2": 0.01}),
+    ("adam", "adam", {}),
+])
+@pytest.mark.parametrize("batch_size, shards", [(1, False), (6, False), (6, True)])
+def test_clipping_trains_like_reference(rng, optimizer, rule, hyper, batch_size, shards):
+    """clip_norm 0.5 clips most batches here (their gradients' norms are 1 to
+    3): the same parameters as the reference's clip_by_norm before each update."""
+    net = fastmlp.MLP((5, 8, 6, 3), "tanh", dtype="float64", seed=4)
+    X, y = problem(rng, "softmax_cross_entropy", 40, 5, 3)
+    X *= 3
+    start = net.params.copy()
+    net.fit(X, y, epochs=2, batch_size=batch_size, lr=0.1, optimizer=optimizer, seed=1,
+            verbose=0, clip_norm=0.5, shards=shards, n_threads=2)
+    shuffles = np.random.default_rng(1)
+    orders = [shuffles.permutation(40) for _ in range(2)]
+    T = targets("softmax_cross_entropy", y, 3)
+    want, _ = reference.train(start, net.sizes, "tanh", "identity", "softmax_cross_entropy",
+                              X, T, orders, batch_size, 0.1, rule, clip_norm=0.5, **hyper)
+    np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-9 * np.abs(want).max())
+    unclipped, _ = reference.train(start, net.sizes, "tanh", "identity",
+                                   "softmax_cross_entropy", X, T, orders, batch_size, 0.1, rule,
+                                   **hyper)
+    assert np.abs(unclipped - want).max() > 1e-3  # clipping changed the training
+
+
+def test_a_divergence_that_clipping_prevents_says_so(rng):
+    X, y = problem(rng, "softmax_cross_entropy", 64, 5, 3)
+    net = fastmlp.MLP((5, 32, 3), "relu", dtype="float32", seed=0)
+    with pytest.raises(FloatingPointError, match="Clipping would have prevented it"):
+        net.fit(X * 1e3, y, epochs=5, batch_size=8, lr=1.0, verbose=0)
+    with pytest.raises(FloatingPointError) as raised:
+        net.fit(X * 1e30, y, epochs=5, batch_size=8, lr=1.0, verbose=0, clip_norm=1.0)
+    assert "Clipping would have" not in str(raised.value)
+
+
+def test_bad_clip_norm_is_refused(rng):
+    X, y = problem(rng, "softmax_cross_entropy", 8, 5, 3)
+    with pytest.raises(ValueError, match="clip_norm"):
+        fastmlp.MLP((5, 3)).fit(X, y, clip_norm=0, verbose=0)
