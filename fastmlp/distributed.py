@@ -111,6 +111,9 @@ class OneProcess:
     def gathered(self, array):
         return array
 
+    def shared(self, value):
+        return value
+
     def most(self, value):
         return value
 
@@ -210,6 +213,10 @@ class Ranks:
         sharded; replicated ranks hold the same rows, so ``array``."""
         return np.concatenate(self.comm.allgather(array)) if self.sharded else array
 
+    def shared(self, value):
+        """Rank 0's ``value`` (any picklable object), on every rank."""
+        return self.comm.bcast(value, root=0)
+
     def most(self, value):
         """The largest of the ranks' ``value``."""
         return self.comm.allreduce(value, op=self.MPI.MAX)
@@ -267,11 +274,12 @@ def step_kernels(loss, rule):
     distributed step, with the Allreduce between them."""
 
     def run_gradient(grads, work, rows, params, sizes, hidden, output, X, T, weights, order,
-                     gather, a, b, scale):
+                     gather, a, b, scale, dropout):
         """``scale`` times the gradient of the summed (weighted) loss of the
         samples ``order[a:b]`` into grads (n_params,), zero when a == b; they
         are taken as ``train_batches`` takes a shard (``gather``, X dense or
-        SparseRows in the epoch's order), at most ``rows`` of them. Returns
+        SparseRows in the epoch's order), at most ``rows`` of them, through
+        the masks of ``dropout`` (as ``kernels.forward`` takes it). Returns
         (their loss sum, times the weights when weighted; n_correct; their
         total weight)."""
         if a == b:
@@ -281,7 +289,7 @@ def step_kernels(loss, rule):
         Xb, Tb, wb = batch_run(work, sizes, rows, X, T, weights, order, gather, a, b)
         one, zero = cast_like(params, 1.0), cast_like(params, 0.0)
         value, correct = gradient(grads, work, rows, params, sizes, hidden, output, loss, Xb, Tb,
-                                  scale, one, zero, zero, wb)
+                                  scale, one, zero, zero, wb, dropout)
         return value / scale, correct, mass
 
     def update(params, state, grads, mass, sizes, hyper, step, clip):

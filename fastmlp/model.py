@@ -1,5 +1,6 @@
 """The multilayer perceptron: its parameters, and fit / predict / evaluate."""
 
+import numbers
 import warnings
 
 import numpy as np
@@ -58,6 +59,19 @@ def hidden_activations(activation, n_hidden):
     return names
 
 
+def hidden_dropout(dropout, n_hidden):
+    """The dropout rate of each of ``n_hidden`` hidden layers: ``dropout`` (a
+    number) for every one, or one entry of a sequence each; rates in [0, 1)."""
+    rates = (dropout,) * n_hidden if isinstance(dropout, numbers.Real) else tuple(dropout)
+    if len(rates) != n_hidden:
+        raise ValueError(f"dropout has {len(rates)} rates for {n_hidden} hidden layers: give "
+                         "one rate, or one per hidden layer")
+    for rate in rates:
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+            raise ValueError(f"a dropout rate must be a number in [0, 1), got {rate!r}")
+    return tuple(float(rate) for rate in rates)
+
+
 def _init_bound(activation, fan_in, fan_out):
     """Half-width of the uniform initialisation: He for relu-like units,
     Glorot otherwise."""
@@ -87,7 +101,16 @@ class MLP:
         mse; mse accepts any activation name.
     dtype : "float32" or "float64"
     seed : int or None
-        Seeds the initial weights and, unless ``fit`` gets its own, the shuffling.
+        Seeds the initial weights and, unless ``fit`` gets its own, the
+        shuffling and the dropout masks.
+    dropout : float or sequence of float
+        Inverted dropout while training: the share of each hidden layer's
+        units zeroed in each sample (the kept ones scaled by 1 / (1 - rate)),
+        one rate for every hidden layer or one per hidden layer. The masks
+        follow from the fit's seed (else the model's), the update count and
+        the sample's row in its batch, so a seeded fit is reproducible bit
+        for bit at any thread count (``kernels/dropout.py``). predict,
+        evaluate and loss_and_grad (unless given masks) use every unit.
 
     Every method that takes X (n, sizes[0]) takes a dense array or a
     scipy.sparse matrix or array. A sparse X is read in place when it is CSR
@@ -106,7 +129,7 @@ class MLP:
     """
 
     def __init__(self, sizes, activation="relu", loss="softmax_cross_entropy",
-                 output=None, dtype="float32", seed=None):
+                 output=None, dtype="float32", seed=None, dropout=0.0):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
             raise TypeError(f"sizes must be a sequence of layer widths such as (784, 100, 10), "
                             f"got {sizes!r}")
@@ -134,6 +157,7 @@ class MLP:
         self.sizes = sizes
         self.activation = activation
         self.activations = activations
+        self.dropout = hidden_dropout(dropout, len(sizes) - 2)
         self.loss = loss
         self.output = output
         self.dtype = np.dtype(DTYPES[dtype])
@@ -160,6 +184,8 @@ class MLP:
         self.__dict__.update(state)
         if "activations" not in state:  # pickled before per-layer activations
             self.activations = (self.activation,) * (len(self.sizes) - 2)
+        if "dropout" not in state:  # pickled before dropout
+            self.dropout = (0.0,) * (len(self.sizes) - 2)
         self._weight_views()
 
     def _weight_views(self):
@@ -167,7 +193,8 @@ class MLP:
                         for l in range(len(self.sizes) - 1)]
 
     def __repr__(self):
-        return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
+        dropout = f", dropout={self.dropout}" if any(self.dropout) else ""
+        return (f"MLP(sizes={self.sizes}, activation={self.activation!r}{dropout}, "
                 f"loss={self.loss!r}, output={self.output!r}, dtype={str(self.dtype)!r})")
 
     @property
@@ -189,18 +216,34 @@ class MLP:
                                   self.dtype)
         return X, T, metric
 
-    def _work(self, rows, gather=False):
-        return np.empty(kernels.work_size(self._sizes, rows, gather), dtype=self.dtype)
+    def _work(self, rows, gather=False, dropout=False):
+        return np.empty(kernels.work_size(self._sizes, rows, gather, False, dropout),
+                        dtype=self.dtype)
 
-    def loss_and_grad(self, X, y):
-        """Mean loss over (X, y) and its gradient w.r.t. ``params`` (n_params,)."""
+    @property
+    def _dropout_rates(self):
+        """The hidden layers' dropout rates as the kernels take them: (L - 1,) float64."""
+        return np.array(self.dropout, dtype=np.float64)
+
+    def loss_and_grad(self, X, y, dropout=None):
+        """Mean loss over (X, y) and its gradient w.r.t. ``params`` (n_params,).
+
+        dropout : None (every unit), or (key, step): the model's dropout with
+            the masks that update number ``step`` of a fit keyed ``key`` (its
+            seed) draws for a batch of the rows of X, held fixed.
+        """
         X, T, _ = self._data(X, y)
         n = kernels.n_rows(X)
         grads = np.empty_like(self.params)
         hidden, output, loss = self._codes
         one, zero = self.dtype.type(1), self.dtype.type(0)
-        value, _ = kernels.gradient(grads, self._work(n), n, self.params, self._sizes,
-                                    hidden, output, loss, X, T, 1.0 / n, one, zero, zero)
+        masks = None
+        if dropout is not None:
+            key, step = dropout
+            masks = (self._dropout_rates, np.uint64(key), np.int64(step), np.int64(0))
+        value, _ = kernels.gradient(grads, self._work(n, dropout=masks is not None), n,
+                                    self.params, self._sizes, hidden, output, loss, X, T,
+                                    1.0 / n, one, zero, zero, None, masks)
         check_finite_result("the loss or its gradient", self.dtype, value, grads)
         return value, grads
 

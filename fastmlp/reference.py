@@ -161,28 +161,60 @@ def layer_activations(activation, sizes):
     return [activation] * n_hidden if isinstance(activation, str) else list(activation)
 
 
-def forward(params, sizes, activation, output, X):
+def splitmix(z):
+    """SplitMix64's finaliser of a uint64 array, wrapping as C does."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(rate, key, step, layer, rows, width):
+    """The inverted-dropout mask (len(rows), width) of hidden layer ``layer``
+    in update ``step`` of a fit keyed ``key``, for the batch rows ``rows``:
+    unit j of row r is dropped (0) when the top 24 bits of the hash chain
+    key, step, layer, r, j fall below rate * 2**24, else kept (1 / (1 - rate))."""
+    z = splitmix(np.array([key], np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+    for part in (step, layer):
+        z = splitmix(z ^ np.uint64(part))
+    z = splitmix(z ^ np.asarray(rows, np.uint64))[:, None]
+    draws = splitmix(z ^ np.arange(width, dtype=np.uint64)) >> np.uint64(40)
+    return np.where(draws >= np.ceil(rate * 2.0**24), 1.0 / (1.0 - rate), 0.0)
+
+
+def forward(params, sizes, activation, output, X, dropout=None):
     """Outputs [A_0 = X, A_1, ..., A_L] of every layer; hidden layers use
-    ``activation`` (a name, or one per hidden layer), the last ``output``."""
+    ``activation`` (a name, or one per hidden layer), the last ``output``.
+    ``dropout``: None, or (rates, key, step, row0), one rate per hidden layer,
+    whose masks (``dropout_mask``, rows row0.. of the batch) multiply the
+    hidden outputs; then also returns the masks [M_1, ..., M_{L-1}]."""
     from .registry import ACTIVATIONS
     layers = unpack(params, sizes)
     names = layer_activations(activation, sizes) + [output]
-    A = [X]
-    for (W, b), name in zip(layers, names):
+    A, masks = [X], []
+    for l, ((W, b), name) in enumerate(zip(layers, names), start=1):
         A.append(ACTIVATIONS[name].forward(dense_forward(A[-1], W, b)))
-    return A
+        if dropout is not None and l < len(layers):
+            rates, key, step, row0 = dropout
+            masks.append(dropout_mask(rates[l - 1], key, step, l,
+                                      np.arange(row0, row0 + X.shape[0]), A[-1].shape[1]))
+            A[-1] = A[-1] * masks[-1]
+    return A if dropout is None else (A, masks)
 
 
-def loss_and_grad(params, sizes, activation, output, loss, X, T, weights=None):
+def loss_and_grad(params, sizes, activation, output, loss, X, T, weights=None, dropout=None):
     """Mean loss over the batch (X (n, sizes[0]), T (n, sizes[-1])), weighted
     by ``weights`` (n,) if given, and its gradient w.r.t. the flat parameter
-    vector, by backpropagation.
+    vector, by backpropagation; through the masks of ``dropout`` as
+    ``forward`` takes it.
 
     ``output`` is the last layer's activation as the kernels see it:
     "identity" (logits) for the cross-entropy losses.
     """
     from .registry import ACTIVATIONS, LOSSES
-    A = forward(params, sizes, activation, output, X)
+    if dropout is None:
+        A, masks = forward(params, sizes, activation, output, X), None
+    else:
+        A, masks = forward(params, sizes, activation, output, X, dropout)
     # A loss that implies its output activation takes logits; one that implies
     # none (mse) takes the output activation's name.
     entry = LOSSES[loss]
@@ -195,7 +227,13 @@ def loss_and_grad(params, sizes, activation, output, loss, X, T, weights=None):
         grad_layers[l][0][...] = dW
         grad_layers[l][1][...] = db
         if l > 0:  # A[0] is the input X
-            dZ = dX * ACTIVATIONS[layer_activations(activation, sizes)[l - 1]].derivative(A[l])
+            derivative = ACTIVATIONS[layer_activations(activation, sizes)[l - 1]].derivative
+            if masks is None:
+                dZ = dX * derivative(A[l])
+            else:  # A[l] = M * g(Z): dZ = dX * M * g'(Z), g(Z) the undropped output
+                M = masks[l - 1]
+                kept = np.divide(A[l], M, out=np.zeros_like(A[l]), where=M != 0)
+                dZ = dX * M * derivative(kept)
     return value, grads
 
 
@@ -206,13 +244,14 @@ def clip_by_norm(grads, clip_norm):
 
 
 def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr,
-          rule="sgd", weights=None, clip_norm=None, **hyper):
+          rule="sgd", weights=None, clip_norm=None, dropout=None, **hyper):
     """Minibatch training: for each epoch's sample order in ``orders``, batches
     of ``batch_size`` consecutive entries (the last may be short), one
     ``optimizer_update`` by ``rule`` each, with learning rate ``lr`` (a number,
     or a list with one per epoch) and the other ``hyper`` parameters; each
     batch's loss is weighted by ``weights`` (n,) if given, and its gradient
-    clipped by ``clip_by_norm`` when ``clip_norm`` is given.
+    clipped by ``clip_by_norm`` when ``clip_norm`` is given. ``dropout``:
+    None, or (rates, key): update number k takes the masks of step k.
     Returns the final flat parameters and the list of batch losses."""
     losses, state, step = [], np.zeros((2, params.size)), 0
     weights_only = np.zeros_like(params)  # L2 penalises the weights, not the biases
@@ -222,12 +261,13 @@ def train(params, sizes, activation, output, loss, X, T, orders, batch_size, lr,
         epoch_lr = lr[epoch] if isinstance(lr, list) else lr
         for s in range(0, len(order), batch_size):
             batch = order[s:s + batch_size]
+            step += 1
+            masks = None if dropout is None else (*dropout, step, 0)
             value, grads = loss_and_grad(params, sizes, activation, output, loss,
                                          X[batch], T[batch],
-                                         None if weights is None else weights[batch])
+                                         None if weights is None else weights[batch], masks)
             if clip_norm is not None:
                 grads = clip_by_norm(grads, clip_norm)
-            step += 1
             params, state = optimizer_update(params, state, grads, rule, epoch_lr,
                                              step=step, penalised=weights_only, **hyper)
             losses.append(value)

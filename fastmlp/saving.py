@@ -262,6 +262,8 @@ def mlp_save_state(model):
     state = {"sizes": [int(s) for s in model.sizes], "activation": model.activation,
              "loss": model.loss, "output": model.output, "dtype": model.dtype.name,
              "seed": int(seed) if isinstance(seed, numbers.Integral) else None}
+    if any(model.dropout):
+        state["dropout"] = list(model.dropout)
     if hasattr(model, "negative_label_"):
         state["negative_label_"] = int(model.negative_label_)
     return state, {"params": model.params}
@@ -270,9 +272,9 @@ def mlp_save_state(model):
 def mlp_load_state(state, arrays):
     """An MLP built from its state, with ``params`` copied into its buffer
     (so that its ``weights`` views stay valid)."""
-    if not _MLP_STATE <= set(state) <= _MLP_STATE | {"negative_label_"}:
+    if not _MLP_STATE <= set(state) <= _MLP_STATE | {"negative_label_", "dropout"}:
         raise ValueError(f"MLP state has fields {sorted(state)}, expected {sorted(_MLP_STATE)} "
-                         "and perhaps negative_label_")
+                         "and perhaps negative_label_ and dropout")
     if set(arrays) != {"params"}:
         raise ValueError(f"an MLP file holds the array 'params' only, got {sorted(arrays)}")
     sizes, params = state["sizes"], arrays["params"]
@@ -287,7 +289,8 @@ def mlp_load_state(state, arrays):
     if state["seed"] is not None and type(state["seed"]) is not int:
         raise ValueError(f"seed must be an integer or null, got {state['seed']!r}")
     model = MLP(sizes, activation=state["activation"], loss=state["loss"],
-                output=state["output"], dtype=state["dtype"], seed=state["seed"])
+                output=state["output"], dtype=state["dtype"], seed=state["seed"],
+                dropout=state.get("dropout", 0.0))
     if params.dtype != model.dtype:
         raise ValueError(f"params has dtype {params.dtype}, the metadata says {model.dtype}")
     if "negative_label_" in state:

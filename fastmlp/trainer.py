@@ -9,6 +9,7 @@ schedules. A fit with ``resume=True`` starts from the previous fit's Trainer:
 its optimizer state and update count carry over.
 """
 
+import numbers
 import threading
 import time
 import warnings
@@ -125,9 +126,19 @@ class Trainer:
         self.last_state = np.empty_like(self.state)
         self.rng = self.ranks.synchronise(
             model.params, self.state, model._rng if seed is None else np.random.default_rng(seed))
+        self._dropout = None if not any(model.dropout) else (
+            model._dropout_rates, np.uint64(self.ranks.shared(self._dropout_key(seed))))
         self._interrupt = None
         self._step = self._compiled_step()
         model._trainer = self  # the next fit resumes from here
+
+    def _dropout_key(self, seed):
+        """The key of the fit's dropout masks: its integer seed, else the
+        model's, else a draw from the generator."""
+        for candidate in (seed, self.model.seed):
+            if isinstance(candidate, numbers.Integral):
+                return int(candidate) % 2**64
+        return int(self.rng.integers(2**63))
 
     def _prepare(self, X, y, batch_size, optimizer, n_threads, shards, sample_weight,
                  validation_data, validation_split, resume):
@@ -198,8 +209,10 @@ class Trainer:
         hidden, output, loss = model._codes
         X, T, weights = self.X, self.T, self.weights
         sparse = isinstance(X, kernels.SparseRows)
+        dropout = self._dropout
         per_sample = (self.batch == 1 and self.optimizer == SGD() and weights is None
-                      and not sparse and not self.clip and self.ranks is ONE_PROCESS)
+                      and not sparse and not self.clip and dropout is None
+                      and self.ranks is ONE_PROCESS)
         self._clippable = not per_sample  # the step can clip the gradient
         if self.ranks is not ONE_PROCESS:
             return self._distributed_step()
@@ -211,8 +224,8 @@ class Trainer:
                                              X, T, self.order, first, stop, lr)
             return step
         rows = -(-self.batch // self.n_shards)
-        work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.shuffle, sparse)),
-                        model.dtype)
+        work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.shuffle, sparse,
+                                                          dropout is not None)), model.dtype)
         grads = np.empty((self.n_shards, model.params.size), model.dtype)
         stats = np.empty((self.n_shards, 2))
         train = kernels.batch_trainer(loss, self.optimizer.rule, self.n_shards > 1)
@@ -223,7 +236,7 @@ class Trainer:
             inputs = X._replace(rows=X.rows[self.order]) if sparse else X
             return train(params, state, grads, work, stats, rows, sizes, hidden, output,
                          inputs, T, weights, self.order, gather, batch, first, stop, hyper, done,
-                         self.clip)
+                         self.clip, dropout)
         return step
 
     def _distributed_step(self):
@@ -239,7 +252,9 @@ class Trainer:
         X, T, weights = self.X, self.T, self.weights
         sparse = isinstance(X, kernels.SparseRows)
         rows = self.batch if ranks.sharded else -(-self.batch // ranks.size)
-        work = np.empty(kernels.work_size(sizes, rows, self.shuffle, sparse), model.dtype)
+        dropout = self._dropout
+        work = np.empty(kernels.work_size(sizes, rows, self.shuffle, sparse, dropout is not None),
+                        model.dtype)
         # The run's gradient, then its weight: one buffer, one Allreduce into
         # another, whose gradient the update reads.
         flat = np.empty(model.params.size + 1, model.dtype)
@@ -259,9 +274,12 @@ class Trainer:
             total, correct = 0.0, 0
             for i in range(first, stop):
                 a, b = ranks.run(i, batch, n)
+                # Each row's masks: those of its place in the batch over the ranks.
+                masks = None if dropout is None else (
+                    *dropout, done + i + 1, a - i * batch + ranks.sharded * ranks.rank * batch)
                 value, c, flat[-1] = run_gradient(grads, work, rows, params, sizes, hidden,
                                                   output, inputs, T, weights, self.order, gather,
-                                                  a, b, 1.0 if weighted else scales[i])
+                                                  a, b, 1.0 if weighted else scales[i], masks)
                 ranks.sum(flat, received)
                 update(params, state, summed, received[-1] if weighted else 1.0, sizes, hyper,
                        done + i + 1, self.clip)

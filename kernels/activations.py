@@ -44,6 +44,20 @@ def activation_forward(A, Z, code):
                 A[i, j] = z
 
 
+@helper
+def backward_scalar(d, a, code):
+    """d * g'(z) for one unit whose output is a = g(z)."""
+    if code == SIGMOID:
+        return d * a * (1.0 - a)
+    if code == TANH:
+        return d * (1.0 - a * a)
+    if code == RELU:
+        return d if a > 0 else 0.0
+    if code == LEAKY_RELU:
+        return d if a > 0 else LEAKY_SLOPE * d
+    return d
+
+
 @kernel
 def activation_backward(dZ, dA, A, code):
     """dZ = dA * g'(Z), the gradient w.r.t. the pre-activation Z.
@@ -53,15 +67,17 @@ def activation_backward(dZ, dA, A, code):
     n, m = A.shape
     for i in range(n):
         for j in range(m):
-            a = A[i, j]
-            d = dA[i, j]
-            if code == SIGMOID:
-                dZ[i, j] = d * a * (1.0 - a)
-            elif code == TANH:
-                dZ[i, j] = d * (1.0 - a * a)
-            elif code == RELU:
-                dZ[i, j] = d if a > 0 else 0.0
-            elif code == LEAKY_RELU:
-                dZ[i, j] = d if a > 0 else LEAKY_SLOPE * d
-            else:
-                dZ[i, j] = d
+            dZ[i, j] = backward_scalar(dA[i, j], A[i, j], code)
+
+
+@kernel
+def dropout_backward(dZ, dA, A, M, code):
+    """dZ = dA * M * g'(Z) for a layer whose output went through inverted
+    dropout: A = M * g(Z), M (n, m) of 0 (dropped) and 1 / keep (kept), as
+    ``dropout_forward`` wrote them. dZ may be dA."""
+    n, m = A.shape
+    for i in range(n):
+        for j in range(m):
+            scale = M[i, j]
+            d = dA[i, j] * scale
+            dZ[i, j] = backward_scalar(d, A[i, j] / scale, code) if scale != 0 else 0.0

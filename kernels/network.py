@@ -7,7 +7,12 @@ row-major, then b (sizes[l + 1],). Gradients use the same layout.
 Scratch memory is one flat ``work`` buffer for ``rows`` samples: the
 activations A_1..A_L, then the deltas dZ_1..dZ_L (gradients w.r.t. each
 layer's pre-activation), then, when the trainer gathers shuffled minibatches,
-room for a batch of targets, of sample weights and of dense inputs.
+room for a batch of targets, of sample weights and of dense inputs; and last,
+for training with dropout, the masks M_1..M_{L-1} of the hidden layers.
+
+``dropout`` is None, or (rates, key, step, row0): rates (L - 1,) float64, one
+per hidden layer, and the masks of update number ``step`` of the fit keyed
+``key`` for rows row0.. of the batch (see dropout.py).
 
 Inputs X are dense (n, sizes[0]) arrays or ``SparseRows`` (sparse.py): the
 first layer's kernels follow X's type, the other layers are the same for both.
@@ -15,12 +20,13 @@ first layer's kernels follow X's type, the other layers are the same for both.
 
 import functools
 
-from numba import prange
+from numba import prange, types
 from numba.extending import overload
 
 from ._jit import cast_like, helper, inline_kernel, kernel, parallel_kernel, vector_kernel
 from .dense import dense_backward, dense_backward_input, dense_forward
-from .activations import activation_backward, activation_forward
+from .dropout import dropout_forward
+from .activations import activation_backward, activation_forward, dropout_backward
 from .losses import loss_forward_backward
 from .optim import SGD, clip_gradient, optimizer_update, sgd_coefficients, without_l2
 from .sparse import is_sparse, linear_backward, linear_forward, n_rows, row_range
@@ -68,16 +74,35 @@ def update_block(sizes, k):
 
 
 @helper
-def work_size(sizes, rows, gather, sparse=False):
+def work_size(sizes, rows, gather, sparse=False, dropout=False):
     """Length of the ``work`` buffer for batches of up to ``rows`` samples;
     ``gather`` adds room for a batch of targets and weights, and of inputs
-    unless they are ``sparse`` (read in place)."""
+    unless they are ``sparse`` (read in place); ``dropout``, for the masks."""
     width = 0
     for l in range(1, sizes.shape[0]):
         width += 2 * sizes[l]
     if gather:
         width += sizes[-1] + 1 + (0 if sparse else sizes[0])
+    if dropout:
+        width += _hidden_width(sizes)
     return rows * width
+
+
+@helper
+def _hidden_width(sizes):
+    width = 0
+    for l in range(1, sizes.shape[0] - 1):
+        width += sizes[l]
+    return width
+
+
+@helper
+def _mask(work, sizes, rows, l, n):
+    """M_l (n, sizes[l]) of hidden layer l, at the end of ``work``."""
+    start = work.shape[0] - rows * _hidden_width(sizes)
+    for i in range(1, l):
+        start += rows * sizes[i]
+    return _block(work, start, n, sizes[l])
 
 
 @helper
@@ -180,12 +205,12 @@ def batch_run(work, sizes, rows, X, T, weights, order, gather, a, b):
 
 
 @kernel
-def forward(work, rows, params, sizes, hidden, output, X):
+def forward(work, rows, params, sizes, hidden, output, X, dropout=None):
     """Run the network on X (n, sizes[0]) or SparseRows, n <= rows; return
     the output view A_L (n, sizes[-1]). Hidden layer l (1-based) uses the
     activation ``hidden[l - 1]`` (hidden: int64 codes, one per hidden layer),
     the last layer ``output`` (IDENTITY leaves logits for the cross-entropy
-    losses)."""
+    losses); with ``dropout``, the hidden outputs go through its masks."""
     L = sizes.shape[0] - 1
     n = n_rows(X)
     W, b = layer_params(params, sizes, 0)
@@ -193,6 +218,7 @@ def forward(work, rows, params, sizes, hidden, output, X):
     linear_forward(A, X, W, b)
     activation_forward(A, A, hidden[0] if L > 1 else output)
     for l in range(1, L):
+        _drop(work, sizes, rows, A, l, dropout)
         W, b = layer_params(params, sizes, l)
         A_out = _activation(work, sizes, rows, l + 1, n)
         dense_forward(A_out, A, W, b)
@@ -201,8 +227,19 @@ def forward(work, rows, params, sizes, hidden, output, X):
     return A
 
 
+@helper
+def _drop(work, sizes, rows, A, l, dropout):
+    """A (n, sizes[l]) of hidden layer l through its dropout mask, when
+    ``dropout`` is given and drops units of this layer."""
+    if dropout is not None:
+        rates, key, step, row0 = dropout
+        if rates[l - 1] > 0:
+            dropout_forward(A, _mask(work, sizes, rows, l, A.shape[0]), rates[l - 1], key,
+                            step, l, row0)
+
+
 @kernel
-def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta):
+def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta, dropout=None):
     """Backpropagation from the output delta dZ_L, which a loss kernel has
     written into ``work`` after ``forward`` on X (n, sizes[0]).
 
@@ -210,7 +247,7 @@ def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta
     ``bias_beta`` in place of beta for the biases. ``grads`` may
     be ``params`` itself: with alpha = -lr that is an SGD step, each layer's
     update made after the layer below has taken its delta through the old
-    weights.
+    weights. ``dropout`` as ``forward`` had it.
     """
     L = sizes.shape[0] - 1
     n = n_rows(X)
@@ -220,7 +257,10 @@ def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta
         A_in = _activation(work, sizes, rows, l, n)
         D_in = _delta(work, sizes, rows, l, n)
         dense_backward_input(D_in, D, W)
-        activation_backward(D_in, D_in, A_in, hidden[l - 1])
+        if dropout is not None and dropout[0][l - 1] > 0:
+            dropout_backward(D_in, D_in, A_in, _mask(work, sizes, rows, l, n), hidden[l - 1])
+        else:
+            activation_backward(D_in, D_in, A_in, hidden[l - 1])
         dW, db = layer_params(grads, sizes, l)
         dense_backward(dW, db, D, A_in, alpha, beta, bias_beta)
         D = D_in
@@ -230,8 +270,9 @@ def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta
 
 @inline_kernel
 def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale, alpha, beta,
-             bias_beta, weights=None):
-    """Loss of the batch (X, T) and its gradient w.r.t. every parameter.
+             bias_beta, weights=None, dropout=None):
+    """Loss of the batch (X, T) and its gradient w.r.t. every parameter
+    (through the masks of ``dropout``, when given).
 
     Writes grads = alpha * gradient + beta * grads (n_params,), bias_beta for
     the biases, as ``backward`` does; returns (loss, n_correct) as the loss kernels do.
@@ -240,10 +281,10 @@ def gradient(grads, work, rows, params, sizes, hidden, output, loss, X, T, scale
     (1 / n for the batch mean). Inlined into its callers, like
     the loss dispatch in it, so a constant ``loss`` compiles that loss alone.
     """
-    out = forward(work, rows, params, sizes, hidden, output, X)
+    out = forward(work, rows, params, sizes, hidden, output, X, dropout)
     D = _delta(work, sizes, rows, sizes.shape[0] - 1, n_rows(X))
     value, correct = loss_forward_backward(D, out, T, loss, output, scale, weights)
-    backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta)
+    backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta, dropout)
     return value, correct
 
 
@@ -260,7 +301,8 @@ def batch_trainer(loss, rule, parallel):
     loop = prange if parallel else range
 
     def train_batches(params, state, grads, work, stats, rows, sizes, hidden, output,
-                      X, T, weights, order, gather, batch, first, stop, hyper, step, clip):
+                      X, T, weights, order, gather, batch, first, stop, hyper, step, clip,
+                      dropout):
         """Minibatch SGD over batches first..stop-1 of one epoch, each split into shards.
 
         Batch i holds the samples ``order[i * batch:(i + 1) * batch]`` (the last may
@@ -275,7 +317,9 @@ def batch_trainer(loss, rule, parallel):
         state) follows, in the blocks of ``update_block`` (L2 on the weights
         only); batch i is update number ``step + i + 1``. With ``clip`` > 0 the
         summed gradient is first scaled to norm ``clip`` where its L2 norm is
-        larger (``clip_gradient``; the L2 penalty is added after).
+        larger (``clip_gradient``; the L2 penalty is added after). ``dropout``
+        is None or (rates, key): batch i takes the masks of its update number
+        for its rows in batch order (see dropout.py), whatever the shards.
 
         X is dense (n, sizes[0]) or a SparseRows that lists its rows in the
         epoch's order (rows permuted by ``order``): a shard then reads its run
@@ -316,7 +360,8 @@ def batch_trainer(loss, rule, parallel):
                     target, alpha, beta, bias_beta = grads[t], one, zero, zero
                 stats[t, 0], stats[t, 1] = gradient(target, work[t], rows, params, sizes, hidden,
                                                     output, loss, Xb, Tb, scale, alpha, beta,
-                                                    bias_beta, wb)
+                                                    bias_beta, wb,
+                                                    _masks(dropout, step + i + 1, t * size))
             if not fused:
                 if clip > 0:
                     clip_gradient(grads[:active], clip)
@@ -334,6 +379,20 @@ def batch_trainer(loss, rule, parallel):
         return total, correct
 
     return (parallel_kernel if parallel else kernel)(train_batches)
+
+
+def _masks(dropout, step, row0):
+    """``forward``'s dropout of update ``step`` for rows row0.. of its batch,
+    from the trainer's (rates, key), or None. Compiled only."""
+    raise NotImplementedError("compiled only: the masks of train_batches")
+
+
+@overload(_masks)
+def _masks_typed(dropout, step, row0):
+    # Chosen by type, so that the result is a tuple or None, never an optional.
+    if isinstance(dropout, types.NoneType):
+        return lambda dropout, step, row0: None
+    return lambda dropout, step, row0: (dropout[0], dropout[1], step, row0)
 
 
 @vector_kernel

@@ -127,16 +127,18 @@ def test_train_options_and_json_history(tmp_path):
     assert (net.sizes, net.activation, net.dtype) == ((64, 16, 8, 10), "tanh", np.float64)
 
 
-def test_train_takes_an_activation_per_hidden_layer_and_a_clip_norm(tmp_path, digits):
+def test_train_takes_per_layer_activations_dropout_and_a_clip_norm(tmp_path, digits):
     result = run(tmp_path, "train", "--hidden", "16", "8", "--activation", "tanh", "relu",
-                 "--epochs", "1", "--lr", "0.05", "--clip-norm", "0.5", "--threads", "1")
+                 "--epochs", "1", "--lr", "0.05", "--clip-norm", "0.5", "--threads", "1",
+                 "--dropout", "0.2", "0.1")
     assert result.returncode == 0, result.stderr
     net = fastmlp.load(tmp_path / "model.npz")
-    assert net.activations == ("tanh", "relu")
-    same = fastmlp.MLP((64, 16, 8, 10), ("tanh", "relu"), seed=0)
+    assert net.activations == ("tanh", "relu") and net.dropout == (0.2, 0.1)
+    same = fastmlp.MLP((64, 16, 8, 10), ("tanh", "relu"), seed=0, dropout=(0.2, 0.1))
     same.fit(*digits[0], epochs=1, lr=0.05, clip_norm=0.5, n_threads=1, verbose=0)
     assert np.array_equal(net.params, same.params)
     assert run(tmp_path, "train", "--clip-norm", "0").returncode == 2
+    assert run(tmp_path, "train", "--dropout", "1").returncode == 2
     wrong = run(tmp_path, "train", "--hidden", "16", "--activation", "tanh", "relu")
     assert wrong.returncode == 1
     assert "activation has 2 entries for 1 hidden layers" in wrong.stderr

@@ -424,3 +424,15 @@ def test_an_unfitted_estimator_cannot_be_saved(tmp_path):
     with pytest.raises(NotFittedError):
         MLPClassifier().save(tmp_path / "est.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dropout_trains_through_the_estimators():
+    from fastmlp.datasets import load_digits
+    (X, y), (X_test, y_test) = load_digits()
+    clf = fastmlp.MLPClassifier((64,), dropout=0.2, max_iter=30, random_state=0).fit(X, y)
+    assert clf.model_.dropout == (0.2,)
+    assert clf.score(X_test, y_test) > 0.9
+    same = fastmlp.MLPClassifier((64,), dropout=0.2, max_iter=30, random_state=0).fit(X, y)
+    assert np.array_equal(clf.model_.params, same.model_.params)
+    with pytest.raises(ValueError, match="dropout trains with the stochastic solvers"):
+        fastmlp.MLPClassifier(solver="lbfgs", dropout=0.2).fit(X, y)

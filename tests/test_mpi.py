@@ -32,6 +32,7 @@ CASES = {
     "momentum-l2-float64": ({"momentum": 0.9, "l2": 1e-3}, "float64", {"sample_weight": True}),
     "adam-l2-float32": ({"adam": True, "l2": 1e-3}, "float32", {"validation_split": 0.1}),
     "adam-float64-unshuffled": ("adam", "float64", {"shuffle": False, "batch_size": 64}),
+    "sgd-dropout-clipped-float64": ("sgd", "float64", {"dropout": 0.3, "clip_norm": 0.5}),
 }
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
@@ -51,7 +52,7 @@ def fit(case, seed, comm=None, verbose=0, callbacks=None):
     if extra.pop("sample_weight", False):
         extra["sample_weight"] = 0.5 + (np.arange(len(y)) % 3)
     extra.setdefault("batch_size", 50)
-    net = fastmlp.MLP((64, 24, 10), dtype=dtype, seed=seed)
+    net = fastmlp.MLP((64, 24, 10), dtype=dtype, seed=seed, dropout=extra.pop("dropout", 0.0))
     history = net.fit(X, y, epochs=3, lr=0.05, optimizer=optimizer(spec), seed=7, comm=comm,
                       verbose=verbose, callbacks=callbacks, **extra)
     return net, history

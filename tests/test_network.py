@@ -78,7 +78,8 @@ def test_gradcheck_catches_a_gradient_off_by_the_batch_size(rng, monkeypatch):
     net = fastmlp.MLP((4, 5, 3), "tanh", dtype="float64", seed=0)
     X, y = problem(rng, "softmax_cross_entropy", 8, 4, 3)
     right = net.loss_and_grad
-    monkeypatch.setattr(net, "loss_and_grad", lambda X, y: (right(X, y)[0], right(X, y)[1] * 8))
+    monkeypatch.setattr(net, "loss_and_grad",
+                        lambda X, y, dropout: (right(X, y)[0], right(X, y)[1] * 8))
     assert fastmlp.gradcheck(net, X, y) > 0.5
 
 
@@ -376,3 +377,86 @@ def test_bad_clip_norm_is_refused(rng):
     X, y = problem(rng, "softmax_cross_entropy", 8, 5, 3)
     with pytest.raises(ValueError, match="clip_norm"):
         fastmlp.MLP((5, 3)).fit(X, y, clip_norm=0, verbose=0)
+
+
+DROPOUT = (0.3, 0.5)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_dropout_gradient_equals_reference_with_the_same_masks(dtype, rng, loss):
+    n_out = N_OUT[loss]
+    net = fastmlp.MLP((6, 40, 30, n_out), ("tanh", "relu"), loss, dtype=dtype, seed=1,
+                      dropout=DROPOUT)
+    X, y = problem(rng, loss, 9, 6, n_out)
+    value, grad = net.loss_and_grad(X, y, dropout=(12345, 7))
+    want_value, want_grad = reference.loss_and_grad(
+        net.params.astype(np.float64), net.sizes, ("tanh", "relu"), kernel_output(net), loss,
+        X.astype(dtype).astype(np.float64), targets(loss, y, n_out),
+        dropout=(DROPOUT, 12345, 7, 0))
+    assert_close(value, want_value, dtype)
+    assert_close(grad, want_grad, dtype)
+    plain_value, _ = net.loss_and_grad(X, y)
+    assert abs(plain_value - value) > 1e-3  # the masks did drop units
+
+
+def test_dropout_masks_drop_the_rate_of_units():
+    for rate in (0.1, 0.5):
+        M = reference.dropout_mask(rate, 3, 1, 1, np.arange(200), 500)
+        assert set(np.unique(M)) == {0.0, 1 / (1 - rate)}
+        assert abs((M == 0).mean() - rate) < 0.01
+        other = reference.dropout_mask(rate, 3, 2, 1, np.arange(200), 500)
+        assert abs(((M == 0) == (other == 0)).mean() - (rate**2 + (1 - rate) ** 2)) < 0.01
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_gradcheck_with_dropout_masks_held_fixed(activation, rng):
+    net = fastmlp.MLP((4, 12, 10, 3), activation, dtype="float64", seed=3, dropout=DROPOUT)
+    X, y = problem(rng, "softmax_cross_entropy", 10, 4, 3)
+    assert fastmlp.gradcheck(net, X, y, dropout=(99, 4)) < 1e-6
+
+
+@pytest.mark.parametrize("optimizer, rule", [("sgd", "sgd"), ("adam", "adam")])
+@pytest.mark.parametrize("batch_size, shards", [(1, False), (7, False), (7, True)])
+def test_dropout_trains_like_reference(rng, optimizer, rule, batch_size, shards):
+    """The masks of each update, for each row of its batch, whatever the shards."""
+    net = fastmlp.MLP((5, 16, 12, 3), ("relu", "tanh"), dtype="float64", seed=4,
+                      dropout=DROPOUT)
+    X, y = problem(rng, "softmax_cross_entropy", 40, 5, 3)
+    start = net.params.copy()
+    net.fit(X, y, epochs=2, batch_size=batch_size, lr=0.05, optimizer=optimizer, seed=11,
+            verbose=0, shards=shards, n_threads=2)
+    shuffles = np.random.default_rng(11)
+    orders = [shuffles.permutation(40) for _ in range(2)]
+    want, _ = reference.train(start, net.sizes, ("relu", "tanh"), "identity",
+                              "softmax_cross_entropy", X, targets("softmax_cross_entropy", y, 3),
+                              orders, batch_size, 0.05, rule, dropout=(DROPOUT, 11))
+    np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+def test_dropout_gives_the_same_bits_at_1_and_2_threads(rng):
+    X, y = problem(rng, "softmax_cross_entropy", 500, 20, 3)
+    results = []
+    for n_threads in (1, 2):
+        net = fastmlp.MLP((20, 64, 64, 3), seed=0, dropout=0.4)
+        net.fit(X, y, epochs=2, batch_size=100, optimizer="adam", seed=3, verbose=0,
+                n_threads=n_threads)
+        results.append(net.params)
+    assert np.array_equal(*results)
+
+
+def test_dropout_changes_nothing_at_predict_time(rng):
+    X, y = problem(rng, "softmax_cross_entropy", 50, 5, 3)
+    net = fastmlp.MLP((5, 16, 3), seed=0, dropout=0.5)
+    net.fit(X, y, epochs=2, batch_size=10, verbose=0)
+    plain = fastmlp.MLP((5, 16, 3), seed=0)
+    plain.params[...] = net.params
+    assert np.array_equal(net.predict_proba(X), plain.predict_proba(X))
+    assert net.evaluate(X, y) == plain.evaluate(X, y)
+    assert np.array_equal(net.loss_and_grad(X, y)[1], plain.loss_and_grad(X, y)[1])
+
+
+def test_bad_dropout_is_refused():
+    with pytest.raises(ValueError, match=r"dropout rate must be a number in \[0, 1\)"):
+        fastmlp.MLP((4, 5, 2), dropout=1.0)
+    with pytest.raises(ValueError, match="dropout has 1 rates for 2 hidden layers"):
+        fastmlp.MLP((4, 5, 5, 2), dropout=[0.1])
