@@ -3,6 +3,8 @@
     python benchmarks/compare.py [--data pixels standardized] [--threads 2]
         [--batch-sizes 1 16 32 128 200 512] [--repeats 5] [--only fastmlp,jax]
         [--samples N]
+    python benchmarks/compare.py --only fastmlp,dropout --batch-sizes 128
+
 
 The 784-256-128-10 relu net, float32, softmax cross-entropy, plain SGD (lr
 0.01, no momentum, no penalty), on the Fashion-MNIST training set, as pixels
@@ -25,12 +27,17 @@ Fairness rules, from what was seen to skew such comparisons (DESIGN.md,
 - Reported: median samples/s, and medians of the paired ratios (fastmlp's
   rate over a peer's in the same repeat).
 
+``dropout`` (not run by default) is fastmlp with dropout 0.2 on both hidden
+layers; its column "dropout cost" is the share of fastmlp's throughput that
+dropout takes (one minus the median of the paired ratios).
+
 Slow cases train on a prefix of the data (samples/s stays comparable), said
 under the tables; ``--samples`` caps every epoch, for quick checks only.
 """
 
 import argparse
 import datetime
+import functools
 import gzip
 import importlib.util
 import multiprocessing
@@ -53,7 +60,8 @@ IMPLEMENTATIONS = {"fastmlp": ("fastmlp", ["fastmlp", "numba"]),
                    "jax": ("JAX", ["jax", "jaxlib"]),
                    "torch": ("PyTorch", ["torch"]),
                    "sklearn": ("scikit-learn", ["sklearn"]),
-                   "floor": ("GEMM floor", ["numpy"])}
+                   "floor": ("GEMM floor", ["numpy"]),
+                   "dropout": ("fastmlp, dropout 0.2", ["fastmlp", "numba"])}
 PEERS = ["jax", "torch", "sklearn"]
 # Samples per timed epoch where a whole epoch is slow: {name: {batch size: n}}.
 PREFIX = {"fastmlp": {1: 20000}, "jax": {1: 20000}, "torch": {1: 5000, 16: 20000},
@@ -81,15 +89,15 @@ def load(variant, n):
     return np.ascontiguousarray(X[:n], np.float32), y[:n]
 
 
-def fastmlp_epoch(X, y, sizes, activation, batch_size, lr, threads):
+def fastmlp_epoch(X, y, sizes, activation, batch_size, lr, threads, dropout=0.0):
     import fastmlp
     fastmlp.set_num_threads(threads)
-    net = fastmlp.MLP(sizes, activation, seed=0)
+    net = fastmlp.MLP(sizes, activation, seed=0, dropout=dropout)
     return lambda: net.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, verbose=0)
 
 
 EPOCHS = {"fastmlp": fastmlp_epoch, "jax": jax_epoch, "torch": torch_epoch,
-          "sklearn": sklearn_epoch}
+          "sklearn": sklearn_epoch, "dropout": functools.partial(fastmlp_epoch, dropout=0.2)}
 
 
 def gemm_floor(batch_size, threads, repeats=200):
@@ -173,9 +181,12 @@ def measure(names, variant, batch_size, args):
 
 def table(rates, batch_sizes):
     """The markdown table of one data variant; rates[batch][name] lists samples/s."""
-    columns = ([(name, title) for name, (title, _) in IMPLEMENTATIONS.items()]
+    dropout = any("dropout" in r for r in rates.values())
+    columns = ([(name, title) for name, (title, _) in IMPLEMENTATIONS.items()
+                if name != "dropout" or dropout]
                + [("% floor", "fastmlp % of floor")]
-               + [(f"/{peer}", f"fastmlp/{IMPLEMENTATIONS[peer][0]}") for peer in PEERS])
+               + [(f"/{peer}", f"fastmlp/{IMPLEMENTATIONS[peer][0]}") for peer in PEERS]
+               + [("cost", "dropout cost")] * dropout)
     lines = ["| batch | " + " | ".join(title for _, title in columns) + " |",
              "|---:" * (len(columns) + 1) + "|"]
     for batch_size in batch_sizes:
@@ -186,6 +197,8 @@ def table(rates, batch_sizes):
             cells.update({f"/{peer}": f"{paired[peer]:.2f}x" for peer in PEERS if peer in r})
             if "floor" in r:
                 cells["% floor"] = f"{100 * paired['floor']:.0f}%"
+            if "dropout" in r:
+                cells["cost"] = f"{100 * (1 - 1 / paired['dropout']):.1f}%"
         if batch_size == 1:  # a step of one sample does no GEMM
             cells["floor"] = cells["% floor"] = "-"
         lines.append(f"| {batch_size} | "
@@ -206,7 +219,8 @@ def main():
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 32, 128, 200, 512])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", default=",".join(IMPLEMENTATIONS),
+    parser.add_argument("--only", default=",".join(name for name in IMPLEMENTATIONS
+                                                   if name != "dropout"),
                         help="comma-separated, from " + ",".join(IMPLEMENTATIONS))
     parser.add_argument("--samples", type=int, default=TRAIN_SAMPLES,
                         help="at most this many samples per epoch (quick checks)")
