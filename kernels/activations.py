@@ -71,13 +71,14 @@ def activation_backward(dZ, dA, A, code):
 
 
 @kernel
-def dropout_backward(dZ, dA, A, M, code):
+def dropout_backward(dZ, dA, A, M, keep, code):
     """dZ = dA * M * g'(Z) for a layer whose output went through inverted
     dropout: A = M * g(Z), M (n, m) of 0 (dropped) and 1 / keep (kept), as
-    ``dropout_forward`` wrote them. dZ may be dA."""
+    ``dropout_forward`` wrote them, so g(Z) = A * keep where kept. dZ may be dA."""
     n, m = A.shape
+    keep = A.dtype.type(keep)
     for i in range(n):
         for j in range(m):
             scale = M[i, j]
-            d = dA[i, j] * scale
-            dZ[i, j] = backward_scalar(d, A[i, j] / scale, code) if scale != 0 else 0.0
+            dZ[i, j] = backward_scalar(dA[i, j] * scale, A[i, j] * keep, code) \
+                if scale != 0 else 0.0

@@ -258,7 +258,8 @@ def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta
         D_in = _delta(work, sizes, rows, l, n)
         dense_backward_input(D_in, D, W)
         if dropout is not None and dropout[0][l - 1] > 0:
-            dropout_backward(D_in, D_in, A_in, _mask(work, sizes, rows, l, n), hidden[l - 1])
+            dropout_backward(D_in, D_in, A_in, _mask(work, sizes, rows, l, n),
+                             1.0 - dropout[0][l - 1], hidden[l - 1])
         else:
             activation_backward(D_in, D_in, A_in, hidden[l - 1])
         dW, db = layer_params(grads, sizes, l)
