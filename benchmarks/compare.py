@@ -38,7 +38,6 @@ under the tables; ``--samples`` caps every epoch, for quick checks only.
 import argparse
 import datetime
 import functools
-import gzip
 import importlib.util
 import multiprocessing
 import os
@@ -49,9 +48,8 @@ import warnings
 
 import numpy as np
 
-from benchmarks.common import LR, jax_epoch, sklearn_epoch, torch_epoch
+from benchmarks.common import LR, cpu_name, jax_epoch, read_idx, sklearn_epoch, torch_epoch
 
-DATA = "/usr/share/datasets/fashion-mnist"
 SIZES = (784, 256, 128, 10)
 TRAIN_SAMPLES = 60000
 PAUSE = 1.0  # seconds of idle before each timed epoch
@@ -66,15 +64,6 @@ PEERS = ["jax", "torch", "sklearn"]
 # Samples per timed epoch where a whole epoch is slow: {name: {batch size: n}}.
 PREFIX = {"fastmlp": {1: 20000}, "jax": {1: 20000}, "torch": {1: 5000, 16: 20000},
           "sklearn": {1: 3000, 16: 15000, 32: 30000}}
-
-
-def read_idx(name):
-    """The array in a gzipped IDX file of the Fashion-MNIST folder."""
-    with gzip.open(os.path.join(DATA, name)) as f:
-        raw = f.read()
-    ndim = raw[3]
-    shape = np.frombuffer(raw, ">u4", ndim, 4)
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def load(variant, n):
@@ -204,12 +193,6 @@ def table(rates, batch_sizes):
         lines.append(f"| {batch_size} | "
                      + " | ".join(cells.get(key, "n/a") for key, _ in columns) + " |")
     return "\n".join(lines)
-
-
-def cpu_name():
-    with open("/proc/cpuinfo") as f:
-        return next((line.split(":", 1)[1].strip() for line in f
-                     if line.startswith("model name")), "unknown CPU")
 
 
 def main():

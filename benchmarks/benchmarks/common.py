@@ -5,6 +5,7 @@ This module imports NumPy only: each peer's epoch imports its library when
 called, so that a process imports no library it does not benchmark.
 """
 
+import gzip
 import os
 
 import numpy as np
@@ -16,7 +17,23 @@ SAMPLES = {"1": 2000, "16": 10000, "128": 10000, "512": 10000, "full": 10000}
 PARAMS = (list(NETS), list(SAMPLES), ["float32", "float64"])
 PARAM_NAMES = ["net", "batch_size", "dtype"]
 LR = 0.01
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 THREADS = 2  # the peers' threads in the asv suite (fastmlp's default there: the cores)
+
+
+def read_idx(name):
+    """The array in a gzipped IDX file of Debian's Fashion-MNIST folder."""
+    with gzip.open(os.path.join(FASHION_MNIST, name)) as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = np.frombuffer(raw, ">u4", ndim, 4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def cpu_name():
+    with open("/proc/cpuinfo") as f:
+        return next((line.split(":", 1)[1].strip() for line in f
+                     if line.startswith("model name")), "unknown CPU")
 
 
 def data(batch_size, dtype, scale=1):
