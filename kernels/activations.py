@@ -74,11 +74,11 @@ def activation_backward(dZ, dA, A, code):
 def dropout_backward(dZ, dA, A, M, keep, code):
     """dZ = dA * M * g'(Z) for a layer whose output went through inverted
     dropout: A = M * g(Z), M (n, m) of 0 (dropped) and 1 / keep (kept), as
-    ``dropout_forward`` wrote them, so g(Z) = A * keep where kept. dZ may be dA."""
+    ``dropout_forward`` wrote them, so g(Z) = A * keep where kept. dZ may be dA.
+    A dropped unit needs no branch: its delta dA * 0 is zero, and every
+    derivative here maps a zero delta to zero, so the loop vectorises."""
     n, m = A.shape
     keep = A.dtype.type(keep)
     for i in range(n):
         for j in range(m):
-            scale = M[i, j]
-            dZ[i, j] = backward_scalar(dA[i, j] * scale, A[i, j] * keep, code) \
-                if scale != 0 else 0.0
+            dZ[i, j] = backward_scalar(dA[i, j] * M[i, j], A[i, j] * keep, code)
