@@ -17,7 +17,7 @@ from .datasets import (load_array, load_digits, load_fashion_mnist, load_idx_pai
                        load_mnist_pkl, load_npy, load_npz, scale)
 from .distributed import launched_comm
 from .model import DTYPES
-from .optimizers import SGD
+from .optimizers import SGD, cosine
 from .registry import ACTIVATIONS, LOSSES, OPTIMIZERS
 from .threads import check_threads, get_num_threads
 
@@ -162,6 +162,9 @@ def build_parser():
     train.add_argument("--clip-norm", type=_number(float, 0), metavar="NORM",
                        help="clip each batch's gradient to this L2 norm where it is larger "
                             "(default: no clipping)")
+    train.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                       help="constant, or cosine annealing from --lr to 0 over --epochs "
+                            "(default: constant)")
     train.add_argument("--epochs", type=_positive_int, default=20,
                        help="passes over the training set (default: 20)")
     train.add_argument("--batch-size", type=_batch_size, default=32,
@@ -341,6 +344,8 @@ def _train(args):
     optimizer = (SGD(momentum=args.momentum or 0.0) if args.optimizer == "sgd"
                  else OPTIMIZERS[args.optimizer].type())
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+    if args.lr_schedule == "cosine":
+        lr = cosine(lr, args.epochs)
     stopper = None if args.early_stopping is None else EarlyStopping(patience=args.early_stopping)
     start = time.perf_counter()
     history = net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,

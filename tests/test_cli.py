@@ -17,6 +17,7 @@ from matplotlib.image import imread
 import fastmlp
 from fastmlp import __main__ as cli
 from fastmlp import datasets
+from fastmlp.optimizers import cosine
 
 # Each option of each command, and words from its help text.
 HELP = {
@@ -24,7 +25,9 @@ HELP = {
               "--test-file": "test data from files", "--download": "download the files",
               "--hidden": "hidden layer widths", "--activation": "activation of",
               "--loss": "loss:", "--optimizer": "sgd", "--momentum": "momentum of sgd",
-              "--lr": "learning rate", "--epochs": "passes over", "--batch-size": "samples per",
+              "--lr": "learning rate", "--epochs": "passes over",
+              "--lr-schedule": "cosine annealing", "--dropout": "dropout rate",
+              "--clip-norm": "clip each batch's gradient", "--batch-size": "samples per",
               "--validation-split": "share of the training set",
               "--early-stopping": "stop when the validation loss", "--seed": "seed of",
               "--threads": "threads to train with", "--dtype": "floating-point type",
@@ -127,15 +130,15 @@ def test_train_options_and_json_history(tmp_path):
     assert (net.sizes, net.activation, net.dtype) == ((64, 16, 8, 10), "tanh", np.float64)
 
 
-def test_train_takes_per_layer_activations_dropout_and_a_clip_norm(tmp_path, digits):
+def test_train_takes_per_layer_activations_dropout_clipping_and_cosine(tmp_path, digits):
     result = run(tmp_path, "train", "--hidden", "16", "8", "--activation", "tanh", "relu",
-                 "--epochs", "1", "--lr", "0.05", "--clip-norm", "0.5", "--threads", "1",
-                 "--dropout", "0.2", "0.1")
+                 "--epochs", "2", "--lr", "0.05", "--clip-norm", "0.5", "--threads", "1",
+                 "--dropout", "0.2", "0.1", "--lr-schedule", "cosine")
     assert result.returncode == 0, result.stderr
     net = fastmlp.load(tmp_path / "model.npz")
     assert net.activations == ("tanh", "relu") and net.dropout == (0.2, 0.1)
     same = fastmlp.MLP((64, 16, 8, 10), ("tanh", "relu"), seed=0, dropout=(0.2, 0.1))
-    same.fit(*digits[0], epochs=1, lr=0.05, clip_norm=0.5, n_threads=1, verbose=0)
+    same.fit(*digits[0], epochs=2, lr=cosine(0.05, 2), clip_norm=0.5, n_threads=1, verbose=0)
     assert np.array_equal(net.params, same.params)
     assert run(tmp_path, "train", "--clip-norm", "0").returncode == 2
     assert run(tmp_path, "train", "--dropout", "1").returncode == 2
