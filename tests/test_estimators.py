@@ -130,7 +130,7 @@ def test_fitted_attributes_have_sklearns_names_and_shapes(kind):
 @pytest.mark.parametrize("ours, theirs", PAIRS)
 def test_parameters_and_defaults_are_sklearns(ours, theirs):
     mine = inspect.signature(ours).parameters
-    extra = {"dtype", "n_threads"} | ({"class_weight"} if ours is MLPClassifier else set())
+    extra = {"dtype", "n_threads", "dropout"} | ({"class_weight"} if ours is MLPClassifier else set())
     assert set(mine) == set(inspect.signature(theirs).parameters) | extra
     for name, default in theirs().get_params().items():
         assert mine[name].default == default, name
