@@ -44,8 +44,10 @@ def test_divergence_raises_and_keeps_the_last_finite_parameters(monkeypatch):
     seen = snapshot_each_chunk(net, monkeypatch)
     with pytest.raises(FloatingPointError, match="diverged in epoch 1.*smaller learning rate"):
         net.fit(X, y, epochs=50, lr=1.0, verbose=0)
-    assert len(seen) >= 2 and not np.isfinite(seen[-1]).all()
-    np.testing.assert_array_equal(net.params, seen[-2])  # before the chunk that diverged
+    # The first chunk that diverged (a replay with clipping may follow it).
+    diverged = next(k for k, params in enumerate(seen) if not np.isfinite(params).all())
+    assert diverged >= 1
+    np.testing.assert_array_equal(net.params, seen[diverged - 1])  # before that chunk
     # Finite, though perhaps too large to predict with: how far from the start
     # they are depends on how many batches each compiled chunk ran.
     assert np.isfinite(net.params).all()
