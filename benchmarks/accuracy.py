@@ -72,6 +72,8 @@ RECIPE = {
     "epochs": 30,  # the cap
     "dropout": None,  # a rate for every hidden layer, or one per hidden layer
     "clip_norm": None,  # the largest norm of a step's whole gradient
+    "label_smoothing": 0.0,  # targets (1 - e) one-hot + e / classes, when not 0
+    "warmup": 0,  # epochs of linear learning-rate warm-up before the schedule
     "seed": 0,
 }
 # The learning rate's factor as a function of the run's progress, in [0, 1).
@@ -118,6 +120,8 @@ def train(name, epoch, validate, keep, recipe, budget):
         if began - start + last > budget:
             break
         lr = recipe["lr"] * factor(max((n - 1) / cap, (began - start) / budget))
+        if n <= recipe["warmup"]:
+            lr *= n / (recipe["warmup"] + 1)
         epoch(lr)
         accuracy = validate()
         if accuracy > run["best_val"]:
@@ -138,6 +142,9 @@ def fastmlp_run(data, recipe, budget, threads):
     import fastmlp
     fastmlp.set_num_threads(threads)
     (X, y), (X_val, y_val), (X_test, y_test) = data
+    if recipe["label_smoothing"]:  # fit takes probability rows as targets
+        classes, smoothing = recipe["sizes"][-1], recipe["label_smoothing"]
+        y = (1 - smoothing) * np.eye(classes, dtype=np.float32)[y] + smoothing / classes
     # dropout and clip_norm are passed only when set: older fastmlps lack them.
     extra = {"dropout": recipe["dropout"]} if recipe["dropout"] else {}
     options = {"batch_size": recipe["batch_size"], "verbose": 0, "resume": True,
@@ -204,7 +211,8 @@ def torch_run(data, recipe, budget, threads):
         order = torch.randperm(len(y))
         for start in range(0, len(y), recipe["batch_size"]):
             rows = order[start:start + recipe["batch_size"]]
-            loss = torch.nn.functional.cross_entropy(model(X[rows]), y[rows])
+            loss = torch.nn.functional.cross_entropy(model(X[rows]), y[rows],
+                                                     label_smoothing=recipe["label_smoothing"])
             optimizer.zero_grad()
             loss.backward()
             if recipe["clip_norm"]:
