@@ -31,7 +31,10 @@ seconds of training (at most the recipe's "epochs"), under one protocol:
   included, as fastmlp.Adam), schedule, batch size and threads; PyTorch eager
   with ``torch.set_num_threads``; dropout after each hidden activation and
   gradient-norm clipping when the recipe sets them (fastmlp: ``MLP(dropout=)``
-  and ``fit(clip_norm=)``, passed only when set).
+  and ``fit(clip_norm=)``, passed only when set); label smoothing as smoothed
+  probability rows for fastmlp and ``cross_entropy(label_smoothing=)`` for
+  PyTorch; a linear warm-up of the learning rate over the recipe's first
+  "warmup" epochs.
 
 Each implementation runs in a fresh process of its own that imports only its
 library (and NumPy); each shuffles with its own generator, seeded by the
