@@ -34,7 +34,8 @@ seconds of training (at most the recipe's "epochs"), under one protocol:
   and ``fit(clip_norm=)``, passed only when set); label smoothing as smoothed
   probability rows for fastmlp and ``cross_entropy(label_smoothing=)`` for
   PyTorch; a linear warm-up of the learning rate over the recipe's first
-  "warmup" epochs.
+  "warmup" epochs; batch normalisation (PyTorch only, to decide whether
+  fastmlp needs it) before each hidden activation.
 
 Each implementation runs in a fresh process of its own that imports only its
 library (and NumPy); each shuffles with its own generator, seeded by the
@@ -77,6 +78,7 @@ RECIPE = {
     "clip_norm": None,  # the largest norm of a step's whole gradient
     "label_smoothing": 0.0,  # targets (1 - e) one-hot + e / classes, when not 0
     "warmup": 0,  # epochs of linear learning-rate warm-up before the schedule
+    "batch_norm": False,  # PyTorch only: BatchNorm1d before each hidden activation
     "seed": 0,
 }
 # The learning rate's factor as a function of the run's progress, in [0, 1).
@@ -145,6 +147,8 @@ def fastmlp_run(data, recipe, budget, threads):
     import fastmlp
     fastmlp.set_num_threads(threads)
     (X, y), (X_val, y_val), (X_test, y_test) = data
+    if recipe["batch_norm"]:
+        raise ValueError("fastmlp has no batch normalisation: run batch_norm with --only torch")
     if recipe["label_smoothing"]:  # fit takes probability rows as targets
         classes, smoothing = recipe["sizes"][-1], recipe["label_smoothing"]
         y = (1 - smoothing) * np.eye(classes, dtype=np.float32)[y] + smoothing / classes
@@ -200,6 +204,8 @@ def torch_run(data, recipe, budget, threads):
             torch.nn.init.zeros_(linear.bias)
             layers.append(linear)
             if i < len(rates):
+                if recipe["batch_norm"]:
+                    layers.append(torch.nn.BatchNorm1d(fan_out))
                 layers.append(getattr(torch.nn, TORCH_ACTIVATIONS[activation])())
                 if rates[i]:
                     layers.append(torch.nn.Dropout(rates[i]))
