@@ -51,7 +51,7 @@ import numpy as np
 
 from .kernels import clip_gradient, gradient, optimizer_update, update_block
 from .kernels._jit import cast_like, kernel
-from .kernels.network import batch_mass, batch_run
+from .kernels.network import batch_mass, batch_run, drop_inputs
 from .kernels.optim import without_l2
 
 INSTALL = "pip install 'fastmlp[mpi]'"
@@ -287,6 +287,7 @@ def step_kernels(loss, rule):
             return 0.0, 0, 0.0
         mass = batch_mass(weights, order, a, b - a)
         Xb, Tb, wb = batch_run(work, sizes, rows, X, T, weights, order, gather, a, b)
+        drop_inputs(Xb, dropout)
         one, zero = cast_like(params, 1.0), cast_like(params, 0.0)
         value, correct = gradient(grads, work, rows, params, sizes, hidden, output, loss, Xb, Tb,
                                   scale, one, zero, zero, wb, dropout)

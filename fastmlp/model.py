@@ -111,6 +111,8 @@ class MLP:
         the sample's row in its batch, so a seeded fit is reproducible bit
         for bit at any thread count (``kernels/dropout.py``). predict,
         evaluate and loss_and_grad (unless given masks) use every unit.
+    input_dropout : float
+        The same for the inputs (dense X only).
 
     Every method that takes X (n, sizes[0]) takes a dense array or a
     scipy.sparse matrix or array. A sparse X is read in place when it is CSR
@@ -129,7 +131,7 @@ class MLP:
     """
 
     def __init__(self, sizes, activation="relu", loss="softmax_cross_entropy",
-                 output=None, dtype="float32", seed=None, dropout=0.0):
+                 output=None, dtype="float32", seed=None, dropout=0.0, input_dropout=0.0):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
             raise TypeError(f"sizes must be a sequence of layer widths such as (784, 100, 10), "
                             f"got {sizes!r}")
@@ -158,6 +160,7 @@ class MLP:
         self.activation = activation
         self.activations = activations
         self.dropout = hidden_dropout(dropout, len(sizes) - 2)
+        self.input_dropout = hidden_dropout(input_dropout, 1)[0]
         self.loss = loss
         self.output = output
         self.dtype = np.dtype(DTYPES[dtype])
@@ -186,6 +189,8 @@ class MLP:
             self.activations = (self.activation,) * (len(self.sizes) - 2)
         if "dropout" not in state:  # pickled before dropout
             self.dropout = (0.0,) * (len(self.sizes) - 2)
+        state.setdefault("input_dropout", 0.0)
+        self.input_dropout = state["input_dropout"]
         self._weight_views()
 
     def _weight_views(self):
@@ -194,6 +199,8 @@ class MLP:
 
     def __repr__(self):
         dropout = f", dropout={self.dropout}" if any(self.dropout) else ""
+        if self.input_dropout:
+            dropout += f", input_dropout={self.input_dropout}"
         return (f"MLP(sizes={self.sizes}, activation={self.activation!r}{dropout}, "
                 f"loss={self.loss!r}, output={self.output!r}, dtype={str(self.dtype)!r})")
 
@@ -222,8 +229,9 @@ class MLP:
 
     @property
     def _dropout_rates(self):
-        """The hidden layers' dropout rates as the kernels take them: (L - 1,) float64."""
-        return np.array(self.dropout, dtype=np.float64)
+        """The dropout rates as the kernels take them, (L,) float64: the
+        input's, then each hidden layer's."""
+        return np.array((self.input_dropout, *self.dropout), dtype=np.float64)
 
     def loss_and_grad(self, X, y, dropout=None):
         """Mean loss over (X, y) and its gradient w.r.t. ``params`` (n_params,).
@@ -241,6 +249,11 @@ class MLP:
         if dropout is not None:
             key, step = dropout
             masks = (self._dropout_rates, np.uint64(key), np.int64(step), np.int64(0))
+            if self.input_dropout:  # the kernels drop inputs in a copy of them
+                if isinstance(X, kernels.SparseRows):
+                    raise ValueError("input_dropout needs dense X")
+                X = X.copy()
+                kernels.dropout_forward(X, None, self.input_dropout, masks[1], masks[2], 0, 0)
         value, _ = kernels.gradient(grads, self._work(n, dropout=masks is not None), n,
                                     self.params, self._sizes, hidden, output, loss, X, T,
                                     1.0 / n, one, zero, zero, None, masks)

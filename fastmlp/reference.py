@@ -184,19 +184,23 @@ def dropout_mask(rate, key, step, layer, rows, width):
 def forward(params, sizes, activation, output, X, dropout=None):
     """Outputs [A_0 = X, A_1, ..., A_L] of every layer; hidden layers use
     ``activation`` (a name, or one per hidden layer), the last ``output``.
-    ``dropout``: None, or (rates, key, step, row0), one rate per hidden layer,
-    whose masks (``dropout_mask``, rows row0.. of the batch) multiply the
-    hidden outputs; then also returns the masks [M_1, ..., M_{L-1}]."""
+    ``dropout``: None, or (rates, key, step, row0), the input's rate and one
+    per hidden layer, whose masks (``dropout_mask``, rows row0.. of the batch;
+    the input is layer 0) multiply the inputs and the hidden outputs; then
+    also returns the hidden layers' masks [M_1, ..., M_{L-1}]."""
     from .registry import ACTIVATIONS
     layers = unpack(params, sizes)
     names = layer_activations(activation, sizes) + [output]
     A, masks = [X], []
+    if dropout is not None:
+        rates, key, step, row0 = dropout
+        rows = np.arange(row0, row0 + X.shape[0])
+        if rates[0] > 0:
+            A[0] = X * dropout_mask(rates[0], key, step, 0, rows, X.shape[1])
     for l, ((W, b), name) in enumerate(zip(layers, names), start=1):
         A.append(ACTIVATIONS[name].forward(dense_forward(A[-1], W, b)))
         if dropout is not None and l < len(layers):
-            rates, key, step, row0 = dropout
-            masks.append(dropout_mask(rates[l - 1], key, step, l,
-                                      np.arange(row0, row0 + X.shape[0]), A[-1].shape[1]))
+            masks.append(dropout_mask(rates[l], key, step, l, rows, A[-1].shape[1]))
             A[-1] = A[-1] * masks[-1]
     return A if dropout is None else (A, masks)
 

@@ -264,6 +264,8 @@ def mlp_save_state(model):
              "seed": int(seed) if isinstance(seed, numbers.Integral) else None}
     if any(model.dropout):
         state["dropout"] = list(model.dropout)
+    if model.input_dropout:
+        state["input_dropout"] = model.input_dropout
     if hasattr(model, "negative_label_"):
         state["negative_label_"] = int(model.negative_label_)
     return state, {"params": model.params}
@@ -272,9 +274,10 @@ def mlp_save_state(model):
 def mlp_load_state(state, arrays):
     """An MLP built from its state, with ``params`` copied into its buffer
     (so that its ``weights`` views stay valid)."""
-    if not _MLP_STATE <= set(state) <= _MLP_STATE | {"negative_label_", "dropout"}:
+    optional = {"negative_label_", "dropout", "input_dropout"}
+    if not _MLP_STATE <= set(state) <= _MLP_STATE | optional:
         raise ValueError(f"MLP state has fields {sorted(state)}, expected {sorted(_MLP_STATE)} "
-                         "and perhaps negative_label_ and dropout")
+                         f"and perhaps {', '.join(sorted(optional))}")
     if set(arrays) != {"params"}:
         raise ValueError(f"an MLP file holds the array 'params' only, got {sorted(arrays)}")
     sizes, params = state["sizes"], arrays["params"]
@@ -290,7 +293,8 @@ def mlp_load_state(state, arrays):
         raise ValueError(f"seed must be an integer or null, got {state['seed']!r}")
     model = MLP(sizes, activation=state["activation"], loss=state["loss"],
                 output=state["output"], dtype=state["dtype"], seed=state["seed"],
-                dropout=state.get("dropout", 0.0))
+                dropout=state.get("dropout", 0.0),
+                input_dropout=state.get("input_dropout", 0.0))
     if params.dtype != model.dtype:
         raise ValueError(f"params has dtype {params.dtype}, the metadata says {model.dtype}")
     if "negative_label_" in state:

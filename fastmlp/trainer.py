@@ -105,6 +105,9 @@ class Trainer:
             validation_split, resume))
         n = self.n
         self.shuffle = shuffle and self.batch < n
+        # The kernels copy each batch into their buffer when they shuffle, and
+        # for input dropout, which drops inputs in that copy.
+        self.gather = self.shuffle or bool(model.input_dropout)
         # Rows and batch size of each rank (of this process alone unless sharded).
         self._rank_rows = self.ranks.gathered(np.array([[n, self.batch]]))
         rows, batches = self._rank_rows.T
@@ -126,7 +129,7 @@ class Trainer:
         self.last_state = np.empty_like(self.state)
         self.rng = self.ranks.synchronise(
             model.params, self.state, model._rng if seed is None else np.random.default_rng(seed))
-        self._dropout = None if not any(model.dropout) else (
+        self._dropout = None if not model._dropout_rates.any() else (
             model._dropout_rates, np.uint64(self.ranks.shared(self._dropout_key(seed))))
         self._interrupt = None
         self._step = self._compiled_step()
@@ -157,6 +160,9 @@ class Trainer:
         self.batch = n if batch_size is None else min(
             check_positive("batch_size", batch_size, integer=True), n)
         self.n_threads = threads.check_threads(n_threads)
+        if model.input_dropout and isinstance(X, kernels.SparseRows):
+            raise ValueError("input_dropout needs dense X: the trainer drops inputs in its "
+                             "copy of each batch")
         if shards and self.ranks is not ONE_PROCESS:
             raise ValueError("shards=True splits a process's minibatch over its threads; "
                              "with comm, each rank already takes its share of the minibatch")
@@ -224,12 +230,12 @@ class Trainer:
                                              X, T, self.order, first, stop, lr)
             return step
         rows = -(-self.batch // self.n_shards)
-        work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.shuffle, sparse,
+        work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.gather, sparse,
                                                           dropout is not None)), model.dtype)
         grads = np.empty((self.n_shards, model.params.size), model.dtype)
         stats = np.empty((self.n_shards, 2))
         train = kernels.batch_trainer(loss, self.optimizer.rule, self.n_shards > 1)
-        params, state, batch, gather = model.params, self.state, self.batch, self.shuffle
+        params, state, batch, gather = model.params, self.state, self.batch, self.gather
 
         def step(first, stop, lr, hyper, done):
             # The kernels read a sparse X's rows in the epoch's order.
@@ -253,7 +259,7 @@ class Trainer:
         sparse = isinstance(X, kernels.SparseRows)
         rows = self.batch if ranks.sharded else -(-self.batch // ranks.size)
         dropout = self._dropout
-        work = np.empty(kernels.work_size(sizes, rows, self.shuffle, sparse, dropout is not None),
+        work = np.empty(kernels.work_size(sizes, rows, self.gather, sparse, dropout is not None),
                         model.dtype)
         # The run's gradient, then its weight: one buffer, one Allreduce into
         # another, whose gradient the update reads.
@@ -261,7 +267,7 @@ class Trainer:
         received = np.empty_like(flat)
         grads, summed = flat[:-1], received[:-1].reshape(1, -1)
         run_gradient, update = step_kernels(loss, self.optimizer.rule)
-        params, state, batch, gather, n = model.params, self.state, self.batch, self.shuffle, \
+        params, state, batch, gather, n = model.params, self.state, self.batch, self.gather, \
             self.n
         # The samples of each step over the ranks: 1 / that scales the runs.
         rank_rows, rank_batches = self._rank_rows.T

@@ -9,6 +9,7 @@ from .activations import (IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
                           activation_backward, activation_forward)
 from .blas import gemm
 from .dense import dense_backward, dense_backward_input, dense_forward
+from .dropout import dropout_forward
 from .losses import (BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR, SOFTMAX_CROSS_ENTROPY,
                      binary_cross_entropy, loss_forward_backward, mean_squared_error,
                      softmax, softmax_cross_entropy)

@@ -44,8 +44,9 @@ def threshold(rate):
 
 @kernel
 def dropout_forward(A, M, rate, key, step, layer, row0):
-    """A *= M, with M (n, m) written: 0 for a dropped unit, 1 / (1 - rate)
-    for a kept one, row i of A being row ``row0 + i`` of its batch."""
+    """A *= M, with M (n, m) written (unless None): 0 for a dropped unit,
+    1 / (1 - rate) for a kept one, row i of A being row ``row0 + i`` of its
+    batch. Layer 0 is the input."""
     n, m = A.shape
     limit = threshold(rate)
     kept = cast_like(A, 1.0 / (1.0 - rate))
@@ -54,5 +55,6 @@ def dropout_forward(A, M, rate, key, step, layer, row0):
         seed = row_seed(key, step, layer, row0 + i)
         for j in range(m):
             scale = kept if (mix(seed ^ np.uint64(j)) >> _S40) >= limit else zero
-            M[i, j] = scale
+            if M is not None:
+                M[i, j] = scale
             A[i, j] *= scale

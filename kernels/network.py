@@ -10,9 +10,10 @@ layer's pre-activation), then, when the trainer gathers shuffled minibatches,
 room for a batch of targets, of sample weights and of dense inputs; and last,
 for training with dropout, the masks M_1..M_{L-1} of the hidden layers.
 
-``dropout`` is None, or (rates, key, step, row0): rates (L - 1,) float64, one
-per hidden layer, and the masks of update number ``step`` of the fit keyed
-``key`` for rows row0.. of the batch (see dropout.py).
+``dropout`` is None, or (rates, key, step, row0): rates (L,) float64, of the
+input (applied by the trainers to their gathered copy of the batch, see
+``_drop_inputs``) and of each hidden layer, and the masks of update number
+``step`` of the fit keyed ``key`` for rows row0.. of the batch (dropout.py).
 
 Inputs X are dense (n, sizes[0]) arrays or ``SparseRows`` (sparse.py): the
 first layer's kernels follow X's type, the other layers are the same for both.
@@ -233,8 +234,8 @@ def _drop(work, sizes, rows, A, l, dropout):
     ``dropout`` is given and drops units of this layer."""
     if dropout is not None:
         rates, key, step, row0 = dropout
-        if rates[l - 1] > 0:
-            dropout_forward(A, _mask(work, sizes, rows, l, A.shape[0]), rates[l - 1], key,
+        if rates[l] > 0:
+            dropout_forward(A, _mask(work, sizes, rows, l, A.shape[0]), rates[l], key,
                             step, l, row0)
 
 
@@ -257,9 +258,9 @@ def backward(grads, work, rows, params, sizes, hidden, X, alpha, beta, bias_beta
         A_in = _activation(work, sizes, rows, l, n)
         D_in = _delta(work, sizes, rows, l, n)
         dense_backward_input(D_in, D, W)
-        if dropout is not None and dropout[0][l - 1] > 0:
+        if dropout is not None and dropout[0][l] > 0:
             dropout_backward(D_in, D_in, A_in, _mask(work, sizes, rows, l, n),
-                             1.0 - dropout[0][l - 1], hidden[l - 1])
+                             1.0 - dropout[0][l], hidden[l - 1])
         else:
             activation_backward(D_in, D_in, A_in, hidden[l - 1])
         dW, db = layer_params(grads, sizes, l)
@@ -355,14 +356,15 @@ def batch_trainer(loss, rule, parallel):
                 a = s + t * size
                 b = min(a + size, s + m)
                 Xb, Tb, wb = batch_run(work[t], sizes, rows, X, T, weights, order, gather, a, b)
+                masks = _masks(dropout, step + i + 1, t * size)
+                drop_inputs(Xb, masks)
                 if fused:
                     target, alpha, beta, bias_beta = params, step_scale, decay, bias_decay
                 else:
                     target, alpha, beta, bias_beta = grads[t], one, zero, zero
                 stats[t, 0], stats[t, 1] = gradient(target, work[t], rows, params, sizes, hidden,
                                                     output, loss, Xb, Tb, scale, alpha, beta,
-                                                    bias_beta, wb,
-                                                    _masks(dropout, step + i + 1, t * size))
+                                                    bias_beta, wb, masks)
             if not fused:
                 if clip > 0:
                     clip_gradient(grads[:active], clip)
@@ -380,6 +382,26 @@ def batch_trainer(loss, rule, parallel):
         return total, correct
 
     return (parallel_kernel if parallel else kernel)(train_batches)
+
+
+def drop_inputs(X, dropout):
+    """Input dropout on a batch X (n, sizes[0]) that a trainer gathered into
+    its own buffer, with ``forward``'s ``dropout`` (None: none), when the
+    input's rate is above 0. Compiled only."""
+    raise NotImplementedError("compiled only: the input dropout of the trainers")
+
+
+@overload(drop_inputs)
+def _drop_inputs_typed(X, dropout):
+    # Sparse inputs have no input dropout (fit refuses it): nothing to type there.
+    if isinstance(dropout, types.NoneType) or is_sparse(X):
+        return lambda X, dropout: None
+
+    def drop(X, dropout):
+        rates, key, step, row0 = dropout
+        if rates[0] > 0:
+            dropout_forward(X, None, rates[0], key, step, 0, row0)
+    return drop
 
 
 def _masks(dropout, step, row0):

@@ -392,7 +392,7 @@ def test_dropout_gradient_equals_reference_with_the_same_masks(dtype, rng, loss)
     want_value, want_grad = reference.loss_and_grad(
         net.params.astype(np.float64), net.sizes, ("tanh", "relu"), kernel_output(net), loss,
         X.astype(dtype).astype(np.float64), targets(loss, y, n_out),
-        dropout=(DROPOUT, 12345, 7, 0))
+        dropout=((0.0, *DROPOUT), 12345, 7, 0))
     assert_close(value, want_value, dtype)
     assert_close(grad, want_grad, dtype)
     plain_value, _ = net.loss_and_grad(X, y)
@@ -429,7 +429,7 @@ def test_dropout_trains_like_reference(rng, optimizer, rule, batch_size, shards)
     orders = [shuffles.permutation(40) for _ in range(2)]
     want, _ = reference.train(start, net.sizes, ("relu", "tanh"), "identity",
                               "softmax_cross_entropy", X, targets("softmax_cross_entropy", y, 3),
-                              orders, batch_size, 0.05, rule, dropout=(DROPOUT, 11))
+                              orders, batch_size, 0.05, rule, dropout=((0.0, *DROPOUT), 11))
     np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-9 * np.abs(want).max())
 
 
@@ -460,3 +460,35 @@ def test_bad_dropout_is_refused():
         fastmlp.MLP((4, 5, 2), dropout=1.0)
     with pytest.raises(ValueError, match="dropout has 1 rates for 2 hidden layers"):
         fastmlp.MLP((4, 5, 5, 2), dropout=[0.1])
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_input_dropout_trains_like_reference(rng, shuffle):
+    """Input dropout drops features in the trainer's copy of each batch (also
+    unshuffled), with the masks of layer 0; the caller's X is left alone."""
+    net = fastmlp.MLP((5, 16, 3), "tanh", dtype="float64", seed=4, dropout=0.3,
+                      input_dropout=0.2)
+    X, y = problem(rng, "softmax_cross_entropy", 40, 5, 3)
+    given, start = X.copy(), net.params.copy()
+    net.fit(X, y, epochs=2, batch_size=8, lr=0.05, seed=11, verbose=0, shuffle=shuffle)
+    assert np.array_equal(X, given)
+    shuffles = np.random.default_rng(11)
+    orders = [shuffles.permutation(40) if shuffle else np.arange(40) for _ in range(2)]
+    want, _ = reference.train(start, net.sizes, "tanh", "identity", "softmax_cross_entropy", X,
+                              targets("softmax_cross_entropy", y, 3), orders, 8, 0.05,
+                              dropout=((0.2, 0.3), 11))
+    np.testing.assert_allclose(net.params, want, rtol=0, atol=1e-9 * np.abs(want).max())
+    value, grad = net.loss_and_grad(X, y, dropout=(5, 2))
+    want_value, want_grad = reference.loss_and_grad(
+        net.params, net.sizes, "tanh", "identity", "softmax_cross_entropy", X,
+        targets("softmax_cross_entropy", y, 3), dropout=((0.2, 0.3), 5, 2, 0))
+    assert_close(value, want_value, "float64")
+    assert_close(grad, want_grad, "float64")
+    assert np.array_equal(X, given)
+
+
+def test_input_dropout_needs_dense_inputs(rng):
+    from scipy import sparse
+    X, y = problem(rng, "softmax_cross_entropy", 8, 5, 3)
+    with pytest.raises(ValueError, match="input_dropout needs dense X"):
+        fastmlp.MLP((5, 3), input_dropout=0.1).fit(sparse.csr_matrix(X), y, verbose=0)

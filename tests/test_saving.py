@@ -77,12 +77,12 @@ def test_loaded_model_predicts_bit_identically(tmp_path, rng, dtype, loss, outpu
 def test_per_layer_activations_and_dropout_save_load_and_predict_bit_identically(tmp_path, rng, dtype):
     X = rng.normal(size=(30, 5))
     net = fastmlp.MLP((5, 6, 4, 3), ("tanh", "leaky_relu"), dtype=dtype, seed=0,
-                      dropout=(0.25, 0.0))
+                      dropout=(0.25, 0.0), input_dropout=0.1)
     net.fit(X, rng.integers(0, 3, 30), epochs=1, batch_size=8, verbose=0)
     saving.save(net, tmp_path / "net.npz")
     loaded = saving.load(tmp_path / "net.npz")
     assert loaded.activations == ("tanh", "leaky_relu") and repr(loaded) == repr(net)
-    assert loaded.dropout == (0.25, 0.0)
+    assert loaded.dropout == (0.25, 0.0) and loaded.input_dropout == 0.1
     assert np.array_equal(loaded.predict_proba(X), net.predict_proba(X))
 
 
