@@ -84,6 +84,7 @@ class Trainer:
     X, T : the training inputs (n, sizes[0]) and targets (n, sizes[-1]) as
         validated, in the model's dtype (validation rows split off); a sparse
         X is a ``kernels.SparseRows`` of its CSR arrays.
+    inputs : X as the kernels read it: a sparse X's rows in the epoch's order.
     validation : (X_val, T_val), or None.
     metric : "accuracy" or "r2".
     n_total : training samples per epoch, over the ranks of a sharded fit.
@@ -117,6 +118,7 @@ class Trainer:
             [n if self.weights is None else self.weights.sum(dtype=np.float64)])[0])
         self.score = scorer(self.metric, self.T, self.weights, self.ranks)
         self.order = np.arange(n)
+        self.inputs = self.X  # X as the kernels read it in the epoch's order
         self.epochs_run = 0
         self.last_finite = np.empty_like(model.params)
         previous = getattr(model, "_trainer", None) if resume else None
@@ -238,11 +240,9 @@ class Trainer:
         params, state, batch, gather = model.params, self.state, self.batch, self.gather
 
         def step(first, stop, lr, hyper, done):
-            # The kernels read a sparse X's rows in the epoch's order.
-            inputs = X._replace(rows=X.rows[self.order]) if sparse else X
             return train(params, state, grads, work, stats, rows, sizes, hidden, output,
-                         inputs, T, weights, self.order, gather, batch, first, stop, hyper, done,
-                         self.clip, dropout)
+                         self.inputs, T, weights, self.order, gather, batch, first, stop,
+                         hyper, done, self.clip, dropout)
         return step
 
     def _distributed_step(self):
@@ -276,7 +276,6 @@ class Trainer:
         weighted = weights is not None
 
         def step(first, stop, lr, hyper, done):
-            inputs = X._replace(rows=X.rows[self.order]) if sparse else X
             total, correct = 0.0, 0
             for i in range(first, stop):
                 a, b = ranks.run(i, batch, n)
@@ -284,7 +283,8 @@ class Trainer:
                 masks = None if dropout is None else (
                     *dropout, done + i + 1, a - i * batch + ranks.sharded * ranks.rank * batch)
                 value, c, flat[-1] = run_gradient(grads, work, rows, params, sizes, hidden,
-                                                  output, inputs, T, weights, self.order, gather,
+                                                  output, self.inputs, T, weights, self.order,
+                                                  gather,
                                                   a, b, 1.0 if weighted else scales[i], masks)
                 ranks.sum(flat, received)
                 update(params, state, summed, received[-1] if weighted else 1.0, sizes, hyper,
@@ -325,6 +325,8 @@ class Trainer:
         hyper = tuple(dtype(h) for h in self.optimizer.hyper(lr))
         if self.shuffle:
             self.order = self.rng.permutation(self.n)
+            if isinstance(self.X, kernels.SparseRows):  # its rows in the epoch's order
+                self.inputs = self.X._replace(rows=self.X.rows[self.order])
         params, start_updates = self.model.params, self.updates
         total, correct, first = 0.0, 0, 0
         while first < self.n_batches:
@@ -418,8 +420,8 @@ class Trainer:
 
     # Dropped by release, and left out of pickles: the data, the work buffers,
     # the compiled closures and the communicator.
-    _SESSION = ("X", "T", "weights", "validation", "_step", "score", "order", "last_finite",
-                "last_state", "ranks")
+    _SESSION = ("X", "inputs", "T", "weights", "validation", "_step", "score", "order",
+                "last_finite", "last_state", "ranks")
 
     def release(self):
         """Drop the data and the work buffers, keeping what a resumed fit
