@@ -523,7 +523,7 @@ class _BaseMLP:
                              f"{self.model_.sizes}; these data and parameters give {sizes}")
 
         def split():  # on every rank: an error on one raises on all
-            data["validation"] = X_val, T_val, y_val, w_val = None, None, None, None
+            X_val = T_val = y_val = w_val = None
             if validation_data is not None:
                 X_val, y_val, *w_val = validation_data
                 X_val = self._check_input(X_val, dtype, reset=False)

@@ -140,8 +140,7 @@ class MLP:
             raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
         for s in sizes:
             check_positive("layer size", s, integer=True)
-        activations = hidden_activations(
-            activation if isinstance(activation, str) else tuple(activation), len(sizes) - 2)
+        activations = hidden_activations(activation, len(sizes) - 2)
         if not isinstance(activation, str):
             activation = activations
         check_choice("loss", loss, LOSSES)
@@ -189,8 +188,8 @@ class MLP:
             self.activations = (self.activation,) * (len(self.sizes) - 2)
         if "dropout" not in state:  # pickled before dropout
             self.dropout = (0.0,) * (len(self.sizes) - 2)
-        state.setdefault("input_dropout", 0.0)
-        self.input_dropout = state["input_dropout"]
+        if "input_dropout" not in state:  # pickled before input dropout
+            self.input_dropout = 0.0
         self._weight_views()
 
     def _weight_views(self):
