@@ -484,7 +484,7 @@ class _BaseMLP:
         if ranks is not ONE_PROCESS and self.solver == "lbfgs":
             raise ValueError("comm trains with the stochastic solvers ('sgd', 'adam'); "
                              "lbfgs runs in one process")
-        if ranks.sharded and self.class_weight == "balanced":
+        if ranks.sharded and getattr(self, "class_weight", None) == "balanced":  # classifier
             raise ValueError("class_weight='balanced' is not supported with sharded=True "
                              "(each rank counts only its own classes): give a dict")
         callbacks = check_callbacks(callbacks)

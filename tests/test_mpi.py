@@ -272,6 +272,7 @@ ESTIMATORS = {
     "classifier-sharded": ("MLPClassifier", {"early_stopping": True, "max_iter": 100,
                                              "n_iter_no_change": 25,
                                              "batch_size": 100}, "sharded", 800),
+    "regressor-sharded": ("MLPRegressor", {"max_iter": 30, "batch_size": 100}, "sharded", 800),
 }
 
 
@@ -353,6 +354,13 @@ def test_sharded_classifier_learns_every_ranks_classes(estimator_ranks):
     accuracy, expected = distributed.score(*test), one.score(*test)
     print(f"digits test accuracy: sharded classifier {accuracy:.4f}, one process {expected:.4f}")
     assert expected > 0.9 and abs(accuracy - expected) <= 0.02, (accuracy, expected)
+
+
+def test_sharded_regressor_fits_the_same_on_both_ranks(estimator_ranks):
+    distributed = fitted_on_both_ranks(estimator_ranks, "regressor-sharded")
+    (X, _), (X_test, _) = load_digits()
+    y_test = X_test[:, :32].sum(axis=1) - X_test[:, 32:].sum(axis=1)
+    assert distributed.score(X_test, y_test) > 0.9
 
 
 def test_lbfgs_refuses_comm(estimator_ranks):
