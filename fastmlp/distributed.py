@@ -114,9 +114,6 @@ class OneProcess:
     def shared(self, value):
         return value
 
-    def most(self, value):
-        return value
-
     def on_root(self, function, *args):
         return function(*args)
 
@@ -216,10 +213,6 @@ class Ranks:
     def shared(self, value):
         """Rank 0's ``value`` (any picklable object), on every rank."""
         return self.comm.bcast(value, root=0)
-
-    def most(self, value):
-        """The largest of the ranks' ``value``."""
-        return self.comm.allreduce(value, op=self.MPI.MAX)
 
     def on_root(self, function, *args):
         """``function(*args)`` run on rank 0 only; its result, or its error,
