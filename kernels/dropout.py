@@ -1,6 +1,7 @@
 """Inverted dropout with masks from a counter-based generator.
 
-The mask of unit j of hidden layer l for the sample at row r of its batch, in
+The mask of unit j of layer l (0: the inputs; 1..: the hidden layers) for the
+sample at row r of its batch, in
 update number ``step`` of a fit keyed ``key``, is a pure function of those
 five integers (SplitMix64's finaliser, chained): the unit is dropped when the
 top 24 bits of the hash fall below ``rate * 2**24``, and kept units are scaled

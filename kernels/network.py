@@ -12,7 +12,7 @@ for training with dropout, the masks M_1..M_{L-1} of the hidden layers.
 
 ``dropout`` is None, or (rates, key, step, row0): rates (L,) float64, of the
 input (applied by the trainers to their gathered copy of the batch, see
-``_drop_inputs``) and of each hidden layer, and the masks of update number
+``drop_inputs``) and of each hidden layer, and the masks of update number
 ``step`` of the fit keyed ``key`` for rows row0.. of the batch (dropout.py).
 
 Inputs X are dense (n, sizes[0]) arrays or ``SparseRows`` (sparse.py): the
