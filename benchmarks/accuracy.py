@@ -29,12 +29,14 @@ seconds of training (at most the recipe's "epochs"), under one protocol:
   uniform in +-sqrt(6 / fan_in) in a relu net, +-sqrt(6 / (fan_in + fan_out))
   otherwise, zero biases), Adam (AdamW with weight_decay: decoupled, biases
   included, as fastmlp.Adam), schedule, batch size and threads; PyTorch eager
-  with ``torch.set_num_threads``; dropout after each hidden activation and
-  gradient-norm clipping when the recipe sets them (fastmlp: ``MLP(dropout=)``
-  and ``fit(clip_norm=)``, passed only when set); label smoothing as smoothed
-  probability rows for fastmlp and ``cross_entropy(label_smoothing=)`` for
-  PyTorch; a linear warm-up of the learning rate over the recipe's first
-  "warmup" epochs; batch normalisation (PyTorch only, to decide whether
+  with ``torch.set_num_threads``; dropout of the inputs and after each hidden
+  activation, and gradient-norm clipping, when the recipe sets them (fastmlp:
+  ``MLP(dropout=, input_dropout=)`` and ``fit(clip_norm=)``, passed only when
+  set); label smoothing as smoothed probability rows for fastmlp and
+  ``cross_entropy(label_smoothing=)`` for PyTorch; a linear warm-up of the
+  learning rate over the recipe's first "warmup" epochs; the same augmented
+  copy of the training images in each epoch ("translate", "flip": see
+  ``augmenter``); batch normalisation (PyTorch only, to decide whether
   fastmlp needs it) before each hidden activation.
 
 Each implementation runs in a fresh process of its own that imports only its
@@ -75,23 +77,36 @@ RECIPE = {
     "batch_size": 128,
     "epochs": 30,  # the cap
     "dropout": None,  # a rate for every hidden layer, or one per hidden layer
+    "input_dropout": 0.0,  # the dropout rate of the inputs
     "clip_norm": None,  # the largest norm of a step's whole gradient
     "label_smoothing": 0.0,  # targets (1 - e) one-hot + e / classes, when not 0
     "warmup": 0,  # epochs of linear learning-rate warm-up before the schedule
+    "translate": 0,  # augmentation: each epoch moves each image by up to this many pixels
+    "flip": False,  # augmentation: each epoch mirrors a random half of the images
     "batch_norm": False,  # PyTorch only: BatchNorm1d before each hidden activation
     "seed": 0,
 }
 # The learning rate's factor as a function of the run's progress, in [0, 1).
 SCHEDULES = {"constant": lambda progress: 1.0,
              "linear": lambda progress: 1.0 - progress,
-             "cosine": lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress))}
+             "cosine": lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress)),
+             "onecycle": lambda progress: one_cycle(progress)}
 TITLES = {"fastmlp": "fastmlp", "torch": "PyTorch"}  # the implementations' names in the table
 # PyTorch's module of each activation.
 TORCH_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
 
+def one_cycle(progress, rise=0.3, start=1 / 25, end=1 / 25e4):
+    """PyTorch's OneCycleLR factor: cosine from ``start`` up to 1 over the first
+    ``rise`` of the run, then cosine down to ``end``."""
+    if progress < rise:
+        return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * progress / rise))
+    return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * (progress - rise) / (1 - rise)))
+
+
 def load(inputs):
-    """Training, validation and test (X, y): X float32 (n, 784), y int64 (n,)."""
+    """Training, validation and test (X, y), X float32 (n, 784), y int64 (n,),
+    and the (shift, scale) that made X from the pixels: X = (pixels - shift) / scale."""
     X = read_idx("train-images-idx3-ubyte.gz").reshape(60000, -1).astype(np.float32)
     y = read_idx("train-labels-idx1-ubyte.gz").astype(np.int64)
     X_test = read_idx("t10k-images-idx3-ubyte.gz").reshape(10000, -1).astype(np.float32)
@@ -103,8 +118,38 @@ def load(inputs):
     else:
         shift, std = X[train].mean(axis=0), X[train].std(axis=0)
         scale = np.where(std == 0, 1, std).astype(np.float32)
-    return [(np.ascontiguousarray((A - shift) / scale, np.float32), b)
+    data = [(np.ascontiguousarray((A - shift) / scale, np.float32), b)
             for A, b in ((X[train], y[train]), (X[val], y[val]), (X_test, y_test))]
+    return data, (shift, scale)
+
+
+def augmenter(X, recipe, standardization):
+    """The training inputs of each epoch: a function of no arguments that
+    returns X (n, 784) itself, or, when the recipe augments, a new copy whose
+    images are each moved by up to "translate" pixels along each axis (the
+    pixels moved in are 0) and, with "flip", half of them mirrored left to
+    right; drawn from a generator seeded by the recipe's seed."""
+    most, flip = recipe["translate"], recipe["flip"]
+    if not most and not flip:
+        return lambda: X
+    rng = np.random.default_rng([recipe["seed"], 1])
+    shift, scale = standardization
+    pixels = (X * scale + shift).reshape(-1, 28, 28)
+    padded = np.pad(pixels, ((0, 0), (most, most), (most, most)))
+
+    def epoch_inputs():
+        n, side = len(pixels), 2 * most + 1
+        moves = rng.integers(0, side, n) * side + rng.integers(0, side, n)
+        moved = np.empty_like(pixels)
+        for move in range(side * side):
+            rows = np.flatnonzero(moves == move)
+            down, right = divmod(move, side)
+            moved[rows] = padded[rows, down:down + 28, right:right + 28]
+        if flip:
+            rows = np.flatnonzero(rng.random(n) < 0.5)
+            moved[rows] = moved[rows, :, ::-1]
+        return np.ascontiguousarray((moved.reshape(n, -1) - shift) / scale, np.float32)
+    return epoch_inputs
 
 
 def hidden_dropout(recipe):
@@ -140,20 +185,21 @@ def train(name, epoch, validate, keep, recipe, budget):
     return run
 
 
-def fastmlp_run(data, recipe, budget, threads):
+def fastmlp_run(data, standardization, recipe, budget, threads):
     """The run's figures with fastmlp, its test accuracy and versions included."""
     import numba
 
     import fastmlp
     fastmlp.set_num_threads(threads)
     (X, y), (X_val, y_val), (X_test, y_test) = data
+    inputs = augmenter(X, recipe, standardization)
     if recipe["batch_norm"]:
         raise ValueError("fastmlp has no batch normalisation: run batch_norm with --only torch")
     if recipe["label_smoothing"]:  # fit takes probability rows as targets
         classes, smoothing = recipe["sizes"][-1], recipe["label_smoothing"]
         y = (1 - smoothing) * np.eye(classes, dtype=np.float32)[y] + smoothing / classes
     # dropout and clip_norm are passed only when set: older fastmlps lack them.
-    extra = {"dropout": recipe["dropout"]} if recipe["dropout"] else {}
+    extra = {key: recipe[key] for key in ("dropout", "input_dropout") if recipe[key]}
     options = {"batch_size": recipe["batch_size"], "verbose": 0, "resume": True,
                "optimizer": fastmlp.Adam(weight_decay=recipe["weight_decay"])}
     if recipe["clip_norm"]:
@@ -172,7 +218,7 @@ def fastmlp_run(data, recipe, budget, threads):
     def epoch(lr):
         # resume carries Adam's moments over (the first fit has none); the order
         # of each epoch comes from the net's generator, seeded by the recipe
-        net.fit(X, y, epochs=1, lr=lr, **options)
+        net.fit(inputs(), y, epochs=1, lr=lr, **options)
 
     def keep():
         best[...] = net.params
@@ -185,18 +231,19 @@ def fastmlp_run(data, recipe, budget, threads):
     return run
 
 
-def torch_run(data, recipe, budget, threads):
+def torch_run(data, standardization, recipe, budget, threads):
     """The run's figures with PyTorch eager, its test accuracy and version included."""
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(recipe["seed"])
     (X, y), (X_val, y_val), (X_test, y_test) = [
         (torch.from_numpy(A), torch.from_numpy(b)) for A, b in data]
+    inputs = augmenter(data[0][0], recipe, standardization)
     sizes, activation = recipe["sizes"], recipe["activation"]
     rates = hidden_dropout(recipe)
 
     def network():
-        layers = []
+        layers = [torch.nn.Dropout(recipe["input_dropout"])] if recipe["input_dropout"] else []
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             linear = torch.nn.Linear(fan_in, fan_out)
             bound = math.sqrt(6 / (fan_in if activation == "relu" else fan_in + fan_out))
@@ -243,7 +290,7 @@ def torch_run(data, recipe, budget, threads):
     def keep():
         best.update({key: value.clone() for key, value in model.state_dict().items()})
 
-    run = train("torch", lambda lr: epoch(model, optimizer, X, y, lr),
+    run = train("torch", lambda lr: epoch(model, optimizer, torch.from_numpy(inputs()), y, lr),
                 lambda: accuracy(model, X_val, y_val), keep, recipe, budget)
     model.load_state_dict(best)
     run["test"] = accuracy(model, X_test, y_test)
@@ -257,7 +304,7 @@ RUNS = {"fastmlp": fastmlp_run, "torch": torch_run}
 def worker(args):
     """One implementation's run: prints it as one JSON line."""
     recipe = json.loads(args.recipe)
-    run = RUNS[args.worker](load(recipe["inputs"]), recipe, args.budget, args.threads)
+    run = RUNS[args.worker](*load(recipe["inputs"]), recipe, args.budget, args.threads)
     print(json.dumps(run), flush=True)
 
 
@@ -290,6 +337,9 @@ def main():
     if set(changes) - set(RECIPE):
         parser.error(f"--recipe: unknown keys {', '.join(sorted(set(changes) - set(RECIPE)))}")
     recipe = {**RECIPE, **changes}
+    if recipe["translate"] and recipe["inputs"] != "pixels":
+        parser.error("--recipe: translate needs \"inputs\": \"pixels\" (a pixel moved "
+                     "into a border position of tiny standard deviation would be huge)")
     if recipe["optimizer"] != "adam" or recipe["schedule"] not in SCHEDULES:
         parser.error(f"--recipe: the optimizer must be adam and the schedule one of "
                      f"{', '.join(SCHEDULES)}")

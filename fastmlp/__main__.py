@@ -159,6 +159,11 @@ def build_parser():
                        nargs="+", default=[0.0], metavar="RATE",
                        help="dropout rate of the hidden layers while training, or one per "
                             "hidden layer (default: 0, none)")
+    train.add_argument("--input-dropout", type=_number(float, 0, 1, low_allowed=True,
+                                                       name="rate from 0 up to 1"),
+                       default=0.0, metavar="RATE",
+                       help="dropout rate of the inputs while training; the data must be "
+                            "dense (default: 0, none)")
     train.add_argument("--clip-norm", type=_number(float, 0), metavar="NORM",
                        help="clip each batch's gradient to this L2 norm where it is larger "
                             "(default: no clipping)")
@@ -338,7 +343,8 @@ def _train(args):
     activation = args.activation[0] if len(args.activation) == 1 else args.activation
     dropout = args.dropout[0] if len(args.dropout) == 1 else args.dropout
     net = MLP((X.shape[1], *args.hidden, n_classes), activation=activation,
-              loss=args.loss, dtype=args.dtype, seed=args.seed, dropout=dropout)
+              loss=args.loss, dtype=args.dtype, seed=args.seed, dropout=dropout,
+              input_dropout=args.input_dropout)
     tested = "no" if test is None else len(test[1])
     say(f"{_source(args)}: {len(y)} training and {tested} test samples; {net}")
     optimizer = (SGD(momentum=args.momentum or 0.0) if args.optimizer == "sgd"

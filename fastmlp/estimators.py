@@ -22,7 +22,7 @@ from . import kernels, saving, threads
 from ._interrupt import DeferredInterrupt
 from .callbacks import check_callbacks
 from .distributed import ONE_PROCESS, ranks_of
-from .model import MLP
+from .model import MLP, hidden_dropout
 from .trainer import Trainer, r2_score
 from .optimizers import SGD, Adam
 from .registry import OPTIMIZERS, SKLEARN_ACTIVATIONS
@@ -478,7 +478,9 @@ class _BaseMLP:
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
-        if self.solver == "lbfgs" and np.any(np.asarray(self.dropout) > 0):
+        rates = (*hidden_dropout(self.dropout, len(self._hidden_sizes())),
+                 *hidden_dropout(self.input_dropout, 1))
+        if self.solver == "lbfgs" and any(rates):
             raise ValueError("dropout trains with the stochastic solvers ('sgd', 'adam'); "
                              "lbfgs needs a fixed objective")
         if ranks is not ONE_PROCESS and self.solver == "lbfgs":
@@ -565,7 +567,8 @@ class _BaseMLP:
         +-sqrt(6 / (fan_in + fan_out)), 2 for logistic units, drawn from ``rs``
         in its order), and fresh curves."""
         self.model_ = MLP(sizes, activation=self.activation, loss=self._loss(),
-                          dtype=self.dtype, seed=0, dropout=self.dropout)
+                          dtype=self.dtype, seed=0, dropout=self.dropout,
+                          input_dropout=self.input_dropout)
         factor = SKLEARN_ACTIVATIONS[self.activation].sklearn_init_factor
         for W, b in self.model_.weights:
             bound = np.sqrt(factor / sum(W.shape))
@@ -853,8 +856,9 @@ class MLPClassifier(_BaseMLP):
     multilabel, one logistic output per label (binary cross-entropy).
     Beyond scikit-learn: ``class_weight`` (None, "balanced", or {label: weight},
     applied as sample weights), ``validation_data`` and ``callbacks`` in fit,
-    ``validation_loss_curve_``, and fastmlp's ``dtype``, ``n_threads`` and
-    ``dropout`` (as ``fastmlp.MLP`` takes it; not with lbfgs).
+    ``validation_loss_curve_``, and fastmlp's ``dtype``, ``n_threads``,
+    ``dropout`` and ``input_dropout`` (as ``fastmlp.MLP`` takes them; not with
+    lbfgs).
     ``max_fun`` is accepted and unused, as scikit-learn does without lbfgs.
     """
 
@@ -864,7 +868,8 @@ class MLPClassifier(_BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 class_weight=None, dtype="float32", n_threads=None, dropout=0.0):
+                 class_weight=None, dtype="float32", n_threads=None, dropout=0.0,
+                 input_dropout=0.0):
         self._store(locals())
 
     def __sklearn_tags__(self):
@@ -1026,8 +1031,8 @@ class MLPRegressor(_BaseMLP):
 
     y of shape (n_samples,) or (n_samples, n_outputs). Beyond scikit-learn:
     ``validation_data`` and ``callbacks`` in fit, ``validation_loss_curve_``,
-    and fastmlp's ``dtype``, ``n_threads`` and ``dropout`` (as ``fastmlp.MLP``
-    takes it; not with lbfgs). ``max_fun`` is accepted and unused, as
+    and fastmlp's ``dtype``, ``n_threads``, ``dropout`` and ``input_dropout`` (as
+    ``fastmlp.MLP`` takes them; not with lbfgs). ``max_fun`` is accepted and unused, as
     scikit-learn does without lbfgs.
     """
 
@@ -1037,7 +1042,7 @@ class MLPRegressor(_BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype="float32", n_threads=None, dropout=0.0):
+                 dtype="float32", n_threads=None, dropout=0.0, input_dropout=0.0):
         self._store(locals())
 
     def __sklearn_tags__(self):

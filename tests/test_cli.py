@@ -27,6 +27,7 @@ HELP = {
               "--loss": "loss:", "--optimizer": "sgd", "--momentum": "momentum of sgd",
               "--lr": "learning rate", "--epochs": "passes over",
               "--lr-schedule": "cosine annealing", "--dropout": "dropout rate",
+              "--input-dropout": "dropout rate of the inputs",
               "--clip-norm": "clip each batch's gradient", "--batch-size": "samples per",
               "--validation-split": "share of the training set",
               "--early-stopping": "stop when the validation loss", "--seed": "seed of",
@@ -133,15 +134,18 @@ def test_train_options_and_json_history(tmp_path):
 def test_train_takes_per_layer_activations_dropout_clipping_and_cosine(tmp_path, digits):
     result = run(tmp_path, "train", "--hidden", "16", "8", "--activation", "tanh", "relu",
                  "--epochs", "2", "--lr", "0.05", "--clip-norm", "0.5", "--threads", "1",
-                 "--dropout", "0.2", "0.1", "--lr-schedule", "cosine")
+                 "--dropout", "0.2", "0.1", "--input-dropout", "0.1", "--lr-schedule", "cosine")
     assert result.returncode == 0, result.stderr
     net = fastmlp.load(tmp_path / "model.npz")
     assert net.activations == ("tanh", "relu") and net.dropout == (0.2, 0.1)
-    same = fastmlp.MLP((64, 16, 8, 10), ("tanh", "relu"), seed=0, dropout=(0.2, 0.1))
+    assert net.input_dropout == 0.1
+    same = fastmlp.MLP((64, 16, 8, 10), ("tanh", "relu"), seed=0, dropout=(0.2, 0.1),
+                       input_dropout=0.1)
     same.fit(*digits[0], epochs=2, lr=cosine(0.05, 2), clip_norm=0.5, n_threads=1, verbose=0)
     assert np.array_equal(net.params, same.params)
     assert run(tmp_path, "train", "--clip-norm", "0").returncode == 2
     assert run(tmp_path, "train", "--dropout", "1").returncode == 2
+    assert run(tmp_path, "train", "--input-dropout", "1").returncode == 2
     wrong = run(tmp_path, "train", "--hidden", "16", "--activation", "tanh", "relu")
     assert wrong.returncode == 1
     assert "activation has 2 entries for 1 hidden layers" in wrong.stderr

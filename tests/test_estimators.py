@@ -130,7 +130,7 @@ def test_fitted_attributes_have_sklearns_names_and_shapes(kind):
 @pytest.mark.parametrize("ours, theirs", PAIRS)
 def test_parameters_and_defaults_are_sklearns(ours, theirs):
     mine = inspect.signature(ours).parameters
-    extra = {"dtype", "n_threads", "dropout"} | ({"class_weight"} if ours is MLPClassifier else set())
+    extra = {"dtype", "n_threads", "dropout", "input_dropout"} | ({"class_weight"} if ours is MLPClassifier else set())
     assert set(mine) == set(inspect.signature(theirs).parameters) | extra
     for name, default in theirs().get_params().items():
         assert mine[name].default == default, name
@@ -436,3 +436,21 @@ def test_dropout_trains_through_the_estimators():
     assert np.array_equal(clf.model_.params, same.model_.params)
     with pytest.raises(ValueError, match="dropout trains with the stochastic solvers"):
         fastmlp.MLPClassifier(solver="lbfgs", dropout=0.2).fit(X, y)
+
+
+def test_input_dropout_trains_through_the_estimators():
+    from fastmlp.datasets import load_digits
+    (X, y), (X_test, y_test) = load_digits()
+    kept = X.copy()
+    reg = fastmlp.MLPRegressor(hidden_layer_sizes=(32,), input_dropout=0.2, max_iter=5, random_state=0).fit(X, y)
+    assert reg.model_.input_dropout == 0.2 and np.array_equal(X, kept)
+    same = fastmlp.MLPRegressor(hidden_layer_sizes=(32,), max_iter=5, random_state=0).fit(X, y)
+    assert not np.array_equal(reg.model_.params, same.model_.params)  # the inputs were dropped
+    clf = fastmlp.MLPClassifier((64,), input_dropout=0.2, max_iter=30, random_state=0).fit(X, y)
+    assert clf.score(X_test, y_test) > 0.9
+    again = fastmlp.MLPClassifier((64,), input_dropout=0.2, max_iter=30, random_state=0).fit(X, y)
+    assert np.array_equal(clf.model_.params, again.model_.params)
+    with pytest.raises(ValueError, match="dropout trains with the stochastic solvers"):
+        fastmlp.MLPClassifier(solver="lbfgs", input_dropout=0.2).fit(X, y)
+    with pytest.raises(ValueError, match="dropout rate must be a number in"):
+        fastmlp.MLPClassifier(input_dropout=1.0).fit(X, y)
