@@ -22,7 +22,7 @@ from . import kernels, saving, threads
 from ._interrupt import DeferredInterrupt
 from .callbacks import check_callbacks
 from .distributed import ONE_PROCESS, ranks_of
-from .model import MLP, hidden_dropout
+from .model import MLP, dropout_rate, hidden_dropout
 from .trainer import Trainer, r2_score
 from .optimizers import SGD, Adam
 from .registry import OPTIMIZERS, SKLEARN_ACTIVATIONS
@@ -479,7 +479,7 @@ class _BaseMLP:
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         rates = (*hidden_dropout(self.dropout, len(self._hidden_sizes())),
-                 *hidden_dropout(self.input_dropout, 1))
+                 dropout_rate("input_dropout", self.input_dropout))
         if self.solver == "lbfgs" and any(rates):
             raise ValueError("dropout trains with the stochastic solvers ('sgd', 'adam'); "
                              "lbfgs needs a fixed objective")

@@ -66,10 +66,14 @@ def hidden_dropout(dropout, n_hidden):
     if len(rates) != n_hidden:
         raise ValueError(f"dropout has {len(rates)} rates for {n_hidden} hidden layers: give "
                          "one rate, or one per hidden layer")
-    for rate in rates:
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-            raise ValueError(f"a dropout rate must be a number in [0, 1), got {rate!r}")
-    return tuple(float(rate) for rate in rates)
+    return tuple(dropout_rate("a dropout rate", rate) for rate in rates)
+
+
+def dropout_rate(name, rate):
+    """``rate`` as a float, checked to be a number in [0, 1); ``name`` for the error."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {rate!r}")
+    return float(rate)
 
 
 def _init_bound(activation, fan_in, fan_out):
@@ -159,7 +163,7 @@ class MLP:
         self.activation = activation
         self.activations = activations
         self.dropout = hidden_dropout(dropout, len(sizes) - 2)
-        self.input_dropout = hidden_dropout(input_dropout, 1)[0]
+        self.input_dropout = dropout_rate("input_dropout", input_dropout)
         self.loss = loss
         self.output = output
         self.dtype = np.dtype(DTYPES[dtype])

@@ -452,5 +452,5 @@ def test_input_dropout_trains_through_the_estimators():
     assert np.array_equal(clf.model_.params, again.model_.params)
     with pytest.raises(ValueError, match="dropout trains with the stochastic solvers"):
         fastmlp.MLPClassifier(solver="lbfgs", input_dropout=0.2).fit(X, y)
-    with pytest.raises(ValueError, match="dropout rate must be a number in"):
+    with pytest.raises(ValueError, match=r"input_dropout must be a number in \[0, 1\)"):
         fastmlp.MLPClassifier(input_dropout=1.0).fit(X, y)

@@ -460,6 +460,9 @@ def test_bad_dropout_is_refused():
         fastmlp.MLP((4, 5, 2), dropout=1.0)
     with pytest.raises(ValueError, match="dropout has 1 rates for 2 hidden layers"):
         fastmlp.MLP((4, 5, 5, 2), dropout=[0.1])
+    for rate in [1.0, -0.1, [0.1], None, True]:
+        with pytest.raises(ValueError, match=r"input_dropout must be a number in \[0, 1\)"):
+            fastmlp.MLP((4, 5, 2), input_dropout=rate)
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
