@@ -4,6 +4,7 @@
         [--batch-sizes 1 16 32 128 200 512] [--repeats 5] [--only fastmlp,jax]
         [--samples N]
     python benchmarks/compare.py --only fastmlp,dropout --batch-sizes 128
+    python benchmarks/compare.py --only fastmlp,torch --batch-sizes 128 --busy 1
 
 
 The 784-256-128-10 relu net, float32, softmax cross-entropy, plain SGD (lr
@@ -31,17 +32,22 @@ Fairness rules, from what was seen to skew such comparisons (DESIGN.md,
 layers; its column "dropout cost" is the share of fastmlp's throughput that
 dropout takes (one minus the median of the paired ratios).
 
+``--busy N`` runs N processes that each spin on a core for the whole
+measurement, as on a machine busy with other work.
+
 Slow cases train on a prefix of the data (samples/s stays comparable), said
 under the tables; ``--samples`` caps every epoch, for quick checks only.
 """
 
 import argparse
+import contextlib
 import datetime
 import functools
 import importlib.util
 import multiprocessing
 import os
 import shlex
+import subprocess
 import sys
 import time
 import warnings
@@ -168,6 +174,18 @@ def measure(names, variant, batch_size, args):
     return rates, counts, versions
 
 
+@contextlib.contextmanager
+def busy_loops(n):
+    """n processes of this Python, each spinning on a core until the block ends."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 def table(rates, batch_sizes):
     """The markdown table of one data variant; rates[batch][name] lists samples/s."""
     dropout = any("dropout" in r for r in rates.values())
@@ -207,6 +225,8 @@ def main():
                         help="comma-separated, from " + ",".join(IMPLEMENTATIONS))
     parser.add_argument("--samples", type=int, default=TRAIN_SAMPLES,
                         help="at most this many samples per epoch (quick checks)")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="processes spinning on a core each while measuring")
     args = parser.parse_args()
     chosen = args.only.split(",")
     unknown = set(chosen) - set(IMPLEMENTATIONS)
@@ -217,22 +237,25 @@ def main():
     names = [name for name in IMPLEMENTATIONS if name in chosen and name not in missing]
 
     rates, prefixes, versions = {}, {}, {}
-    for variant in args.data:
-        rates[variant] = {}
-        for batch_size in args.batch_sizes:
-            run = [name for name in names if not (name == "floor" and batch_size == 1)]
-            rates[variant][batch_size], counts, found = measure(run, variant, batch_size, args)
-            versions.update(found)
-            for name, n in counts.items():
-                if name != "floor" and n < TRAIN_SAMPLES:
-                    prefixes.setdefault(name, {})[batch_size] = n
-            print(f"{variant}, batch {batch_size}: done", file=sys.stderr, flush=True)
+    with busy_loops(args.busy):
+        for variant in args.data:
+            rates[variant] = {}
+            for batch_size in args.batch_sizes:
+                run = [name for name in names if not (name == "floor" and batch_size == 1)]
+                rates[variant][batch_size], counts, found = measure(run, variant, batch_size,
+                                                                    args)
+                versions.update(found)
+                for name, n in counts.items():
+                    if name != "floor" and n < TRAIN_SAMPLES:
+                        prefixes.setdefault(name, {})[batch_size] = n
+                print(f"{variant}, batch {batch_size}: done", file=sys.stderr, flush=True)
 
     print(f"{datetime.date.today()}, {cpu_name()}, threads: {args.threads}, "
           + ", ".join(f"{module} {version}" for module, version in versions.items())
           + f"; command: python {shlex.join(sys.argv)}")
     print(f"784-256-128-10 relu, float32, SGD lr {LR}; samples/s of a training epoch, "
-          f"medians of {args.repeats} repeats (ratios: medians of paired ratios)")
+          f"medians of {args.repeats} repeats (ratios: medians of paired ratios)"
+          + (f"; beside {args.busy} busy-loop processes" if args.busy else ""))
     for variant in args.data:
         print(f"\n{variant}\n\n{table(rates[variant], args.batch_sizes)}")
     print()
