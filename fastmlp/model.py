@@ -375,7 +375,9 @@ class MLP:
         verbose : 0 silent, 1 a progress bar per epoch (with tqdm installed;
             otherwise as 2), 2 one line per epoch.
         n_threads : threads to train with; None takes ``fastmlp.get_num_threads()``.
-            Results do not depend on it.
+            Results do not depend on it. A fit runs on one of them while one
+            trains faster, as on a machine busy with other work, and tries its
+            threads again from time to time (fastmlp.threads.ChunkThreads).
         shards : split each minibatch into one shard per thread, each on its own
             Numba thread, instead of sharing each matrix product's tiles out
             over the threads. Slower for every net and batch size measured

@@ -18,6 +18,10 @@ not read: Dask's nanny sets it to 1 in its workers, which run one task per
 worker thread, so that a search's fits there do not oversubscribe the
 cores. fastmlp reads the environment and never writes it.
 ``set_num_threads`` and ``fit(n_threads=...)`` override the default.
+
+A fit on several threads runs each compiled chunk of batches on all of them
+or, while one thread has been running faster (a machine busy with other
+work), on one: ``ChunkThreads``.
 """
 
 import numbers
@@ -72,6 +76,48 @@ def using(n):
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+# A fit on several threads tries one thread on a quarter chunk after this
+# many seconds of training, and after twice as long each time its threads stay
+# the faster, up to PROBE_MOST seconds (ChunkThreads).
+PROBE_FIRST, PROBE_MOST = 1.0, 16.0
+
+
+class ChunkThreads:
+    """The thread count of each compiled chunk of a fit that may use ``most``
+    threads: ``most``, or 1 while one thread runs faster, as on a machine busy
+    with other work (beside one busy core, two threads trained at 0.4-0.5x of
+    one here: README, Speed). The count not in use runs one chunk after
+    PROBE_FIRST seconds of training, then after doubling intervals while the
+    count in use stays the faster (back to PROBE_FIRST when it loses), at
+    most PROBE_MOST. Faster means fewer seconds per batch than the chunks on
+    the count in use since the last probe. The results of a fit do not
+    depend on its thread count, so its chunks may run on different counts."""
+
+    def __init__(self, most):
+        self.most = most
+        self.current = most
+        self.interval = PROBE_FIRST
+        self.seconds = self.batches = 0  # on the count in use, since the last probe
+
+    def next(self):
+        """The thread count for the next chunk."""
+        if self.most == 1 or self.batches == 0 or self.seconds < self.interval:
+            return self.current
+        return 1 if self.current == self.most else self.most
+
+    def record(self, n, seconds, batches):
+        """The chunk just run on n threads took ``seconds`` for ``batches`` batches."""
+        if n == self.current:
+            self.seconds += seconds
+            self.batches += batches
+            return
+        if seconds * self.batches < self.seconds * batches:  # the probe ran faster
+            self.current, self.interval = n, PROBE_FIRST
+        else:
+            self.interval = min(2 * self.interval, PROBE_MOST)
+        self.seconds = self.batches = 0
 
 
 _blas_lock = threading.Lock()

@@ -134,6 +134,9 @@ class Trainer:
         self._dropout = None if not model._dropout_rates.any() else (
             model._dropout_rates, np.uint64(self.ranks.shared(self._dropout_key(seed))))
         self._interrupt = None
+        # MPI ranks keep their thread count: they agree on one time per chunk.
+        self._chunk_threads = (threads.ChunkThreads(self.n_threads)
+                               if self.ranks is ONE_PROCESS else None)
         self._step = self._compiled_step()
         model._trainer = self  # the next fit resumes from here
 
@@ -330,16 +333,25 @@ class Trainer:
         params, start_updates = self.model.params, self.updates
         total, correct, first = 0.0, 0, 0
         while first < self.n_batches:
-            stop = min(first + self._chunk, self.n_batches)
+            compiling = self.epochs_run == 1 and first == 0
+            chooser = None if compiling else self._chunk_threads
+            n_threads = self.n_threads if chooser is None else chooser.next()
+            probing = chooser is not None and n_threads != chooser.current
+            # A probe of the other thread count runs a quarter chunk: it may be the slower.
+            stop = min(first + (max(1, self._chunk // 4) if probing else self._chunk),
+                       self.n_batches)
             np.copyto(self.last_finite, params)
             np.copyto(self.last_state, self.state)
             started = time.perf_counter()
-            with self.ranks.fatal():
-                if self.epochs_run == 1 and first == 0:
+            with self.ranks.fatal(), threads.using(n_threads):
+                if compiling:
                     value, c = self._first_call(stop, lr, hyper, start_updates)
                 else:
                     value, c = self._step(first, stop, lr, hyper, start_updates)
-            per_batch = (time.perf_counter() - started) / (stop - first)
+            seconds = time.perf_counter() - started
+            per_batch = seconds / (stop - first)
+            if chooser is not None:
+                chooser.record(n_threads, seconds, stop - first)
             diverged = not (np.isfinite(value) and np.isfinite(params).all())
             # A distributed fit's ranks add these up, so all decide alike.
             value, c, per_batch, diverged, interrupted = self.ranks.agree(

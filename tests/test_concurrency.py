@@ -12,6 +12,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import fastmlp
+from fastmlp import threads, trainer
 
 
 def problem(seed=0):
@@ -111,6 +112,53 @@ def test_different_thread_counts_give_the_same_bits():
     """Each element of a matrix product is summed by one tile in one order,
     whichever thread runs the tile."""
     np.testing.assert_array_equal(train(1), train(2))
+
+
+def test_chunk_threads_follow_the_faster_count():
+    """The count in use changes only when a probe of the other one runs faster
+    per batch; the probes thin out while the count in use keeps winning."""
+    choice, counts = threads.ChunkThreads(2), []
+    chunk = threads.PROBE_FIRST / 8  # seconds of a chunk of 10 batches on two threads
+
+    def run(n_chunks, slower):  # slower: the count whose chunks take twice as long
+        counts.clear()
+        for _ in range(n_chunks):
+            n = choice.next()
+            counts.append(n)
+            choice.record(n, chunk * (2 if n == slower else 1), 10)
+
+    run(9, slower=1)  # an idle machine: two threads win
+    assert counts == [2] * 8 + [1] and choice.current == 2
+    run(9, slower=2)  # busy: the next probe comes twice as late, and wins
+    assert counts == [2] * 8 + [1] and choice.current == 1
+    run(9, slower=2)  # one thread in use, and two threads probed after PROBE_FIRST again
+    assert counts == [1] * 8 + [2] and choice.current == 1
+    for _ in range(10):  # one thread keeps winning: the interval stops at PROBE_MOST
+        run(int(choice.interval / chunk) + 1, slower=2)
+    assert counts == [1] * int(threads.PROBE_MOST / chunk) + [2]
+    alone = threads.ChunkThreads(1)
+    for _ in range(100):
+        alone.record(alone.next(), chunk, 10)
+    assert alone.next() == 1
+
+
+def test_a_fit_moving_between_thread_counts_keeps_its_bits(monkeypatch):
+    """A fit may run each compiled chunk on its threads or on one
+    (threads.ChunkThreads); here it tries the other count after every chunk,
+    with chunks of one batch."""
+    monkeypatch.setattr(threads, "PROBE_FIRST", 0.0)
+    monkeypatch.setattr(threads, "PROBE_MOST", 0.0)
+    monkeypatch.setattr(trainer, "CHUNK_SECONDS", 1e-9)
+    used, using = [], threads.using
+
+    def spy(n):
+        used.append(n)
+        return using(n)
+    monkeypatch.setattr(threads, "using", spy)
+    moved = train(2)
+    assert used.count(1) >= 3 and used.count(2) >= 3
+    monkeypatch.undo()
+    np.testing.assert_array_equal(moved, train(1))
 
 
 # Trains a net and prints the SHA-256 of its parameters' bytes.
