@@ -236,6 +236,13 @@ class MLP:
         input's, then each hidden layer's."""
         return np.array((self.input_dropout, *self.dropout), dtype=np.float64)
 
+    def _check_input_dropout(self, X):
+        """Refuse a sparse X (kernels.SparseRows) when the inputs are dropped:
+        they are dropped in a dense copy of each batch."""
+        if self.input_dropout and isinstance(X, kernels.SparseRows):
+            raise ValueError("input_dropout needs dense X: the inputs are dropped in a dense "
+                             "copy of each batch")
+
     def loss_and_grad(self, X, y, dropout=None):
         """Mean loss over (X, y) and its gradient w.r.t. ``params`` (n_params,).
 
@@ -252,9 +259,8 @@ class MLP:
         if dropout is not None:
             key, step = dropout
             masks = (self._dropout_rates, np.uint64(key), np.int64(step), np.int64(0))
+            self._check_input_dropout(X)
             if self.input_dropout:  # the kernels drop inputs in a copy of them
-                if isinstance(X, kernels.SparseRows):
-                    raise ValueError("input_dropout needs dense X")
                 X = X.copy()
                 kernels.dropout_forward(X, None, self.input_dropout, masks[1], masks[2], 0, 0)
         value, _ = kernels.gradient(grads, self._work(n, dropout=masks is not None), n,

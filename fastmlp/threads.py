@@ -102,8 +102,9 @@ class ChunkThreads:
         self.seconds = self.batches = 0  # on the count in use, since the last probe
 
     def next(self):
-        """The thread count for the next chunk."""
-        if self.most == 1 or self.batches == 0 or self.seconds < self.interval:
+        """The thread count for the next chunk (always 1 when ``most`` is 1:
+        the other count is then the count in use)."""
+        if self.batches == 0 or self.seconds < self.interval:
             return self.current
         return 1 if self.current == self.most else self.most
 

@@ -165,9 +165,7 @@ class Trainer:
         self.batch = n if batch_size is None else min(
             check_positive("batch_size", batch_size, integer=True), n)
         self.n_threads = threads.check_threads(n_threads)
-        if model.input_dropout and isinstance(X, kernels.SparseRows):
-            raise ValueError("input_dropout needs dense X: the trainer drops inputs in its "
-                             "copy of each batch")
+        model._check_input_dropout(X)
         if shards and self.ranks is not ONE_PROCESS:
             raise ValueError("shards=True splits a process's minibatch over its threads; "
                              "with comm, each rank already takes its share of the minibatch")
@@ -287,8 +285,8 @@ class Trainer:
                     *dropout, done + i + 1, a - i * batch + ranks.sharded * ranks.rank * batch)
                 value, c, flat[-1] = run_gradient(grads, work, rows, params, sizes, hidden,
                                                   output, self.inputs, T, weights, self.order,
-                                                  gather,
-                                                  a, b, 1.0 if weighted else scales[i], masks)
+                                                  gather, a, b, 1.0 if weighted else scales[i],
+                                                  masks)
                 ranks.sum(flat, received)
                 update(params, state, summed, received[-1] if weighted else 1.0, sizes, hyper,
                        done + i + 1, self.clip)
