@@ -17,37 +17,18 @@ from numba.extending import overload
 
 from ._jit import cast_like, helper, parallel_kernel
 from .simd import tile_nn, tile_nt
+from .target import HOST
 
-# Rows of C per tile: with up to 3 vectors of columns, 24 accumulators of the
-# 32 vector registers. Batches are mostly multiples of 8.
-ROWS = 8
 # Steps of the sum a tile_nn runs before its partial sums go back to C: the
 # rows of B it reads (256 x 48 columns, 48 KB in float32) are read again by
 # every row block, and stay in cache only if this is short. A full batch of
 # 10,000 made dW = X.T @ dZ read B's 10,000 rows, 1.9 MB, once per row block.
 DEPTH = 256
-# Rows and columns of C per dot-product tile (products with a transposed B).
-NT_ROWS, NT_COLS = 4, 6
 # Runs of tiles a product is cut into; Numba gives each of its threads (as many
 # as ``numba.get_num_threads()`` where the product is called) an equal share
 # of consecutive runs. A constant, not the thread count: compiled code that
 # asks Numba for the thread count cannot be cached.
 PARTS = 64
-
-
-@helper
-def _nn_tile(C, c_at, A, a_at, sa_r, sa_p, B, b_at, k, alpha, beta, width, mask, rows):
-    """One tile_nn call, its width (1 to 3 vectors) a compile-time constant."""
-    ldc, ldb = C.shape[1], B.strides[0] // B.itemsize
-    if width == 3:
-        tile_nn(C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta, ROWS, 3, mask,
-                rows)
-    elif width == 2:
-        tile_nn(C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta, ROWS, 2, mask,
-                rows)
-    else:
-        tile_nn(C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta, ROWS, 1, mask,
-                rows)
 
 
 @helper
@@ -58,20 +39,21 @@ def _nn_tiles(C, A, B, alpha, beta, part, parts):
     row blocks, equal work where the column blocks differ in width."""
     m, n = C.shape
     k = A.shape[1]
-    lanes = 64 // C.itemsize
+    lanes, rows, vectors = HOST.vector_bytes // C.itemsize, HOST.rows, HOST.vectors
     sa_r, sa_p = A.strides[0] // A.itemsize, A.strides[1] // A.itemsize
-    column_blocks = (n + 3 * lanes - 1) // (3 * lanes)
-    tiles = column_blocks * ((m + ROWS - 1) // ROWS)
+    ldb = B.strides[0] // B.itemsize
+    column_blocks = (n + vectors * lanes - 1) // (vectors * lanes)
+    tiles = column_blocks * ((m + rows - 1) // rows)
     for p in range(0, k, DEPTH):  # the rows p..p+DEPTH-1 of B stay in cache
         depth = min(DEPTH, k - p)
         keep = beta if p == 0 else cast_like(C, 1.0)
         for tile in range(part * tiles // parts, (part + 1) * tiles // parts):
-            i, j = tile // column_blocks * ROWS, tile % column_blocks * 3 * lanes
-            columns = min(3 * lanes, n - j)
+            i, j = tile // column_blocks * rows, tile % column_blocks * vectors * lanes
+            columns = min(vectors * lanes, n - j)
             width = (columns + lanes - 1) // lanes
             mask = (1 << (columns - (width - 1) * lanes)) - 1
-            _nn_tile(C, i * n + j, A, i * sa_r + p * sa_p, sa_r, sa_p, B, p * n + j, depth,
-                     alpha, keep, width, mask, min(ROWS, m - i))
+            tile_nn(C, i * n + j, n, A, i * sa_r + p * sa_p, sa_r, sa_p, B, p * ldb + j, ldb,
+                    depth, alpha, keep, width, mask, min(rows, m - i))
 
 
 @helper
@@ -82,15 +64,15 @@ def _nt_tiles(C, A, B, alpha, beta, part, parts):
     Bt = B.T
     m, n = C.shape
     k = A.shape[1]
-    lanes = 64 // C.itemsize
+    lanes, rows, cols = HOST.vector_bytes // C.itemsize, HOST.nt_rows, HOST.nt_cols
     mask = (1 << (k % lanes)) - 1
     lda, ldbt = A.strides[0] // A.itemsize, Bt.strides[0] // Bt.itemsize
-    column_blocks = (n + NT_COLS - 1) // NT_COLS
-    tiles = column_blocks * ((m + NT_ROWS - 1) // NT_ROWS)
+    column_blocks = (n + cols - 1) // cols
+    tiles = column_blocks * ((m + rows - 1) // rows)
     for tile in range(part * tiles // parts, (part + 1) * tiles // parts):
-        i, j = tile // column_blocks * NT_ROWS, tile % column_blocks * NT_COLS
-        tile_nt(C, i * n + j, n, A, i * lda, lda, Bt, j * ldbt, ldbt, k, alpha, beta,
-                NT_ROWS, NT_COLS, mask, min(NT_ROWS, m - i), min(NT_COLS, n - j))
+        i, j = tile // column_blocks * rows, tile % column_blocks * cols
+        tile_nt(C, i * n + j, n, A, i * lda, lda, Bt, j * ldbt, ldbt, k, alpha, beta, mask,
+                min(rows, m - i), min(cols, n - j))
 
 
 @helper

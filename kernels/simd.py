@@ -2,9 +2,9 @@
 
 ``gemm`` (blas.py) cuts C = alpha * A @ B + beta * C into tiles and computes
 each with one of the two tiles here, whose accumulators live in vector
-registers for the whole reduction: 64-byte vectors (16 float32 or 8 float64
-lanes), one fused multiply-add per lane and step. LLVM lowers them to the
-widest vectors the CPU has (AVX-512 here, two AVX2 halves elsewhere).
+registers for the whole reduction: vectors of the CPU's own width, one fused
+multiply-add per lane and step where it has the instruction, and a tile shape
+that fits its register file (target.py's table, ``HOST``).
 
 ``tile_nn``: C[r, j] for MR rows and NV vectors of columns, the reduction
     index p walking down the rows of B (contiguous in j):
@@ -26,28 +26,25 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-VECTOR_BYTES = 64
+from .target import HOST
 
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 
 
-def lanes(dtype):
-    """Lanes of a vector of ``dtype`` (a Numba float type)."""
-    return VECTOR_BYTES // (dtype.bitwidth // 8)
-
-
 class _Vectors:
-    """LLVM declarations and helpers for vectors of one float type."""
+    """LLVM declarations and helpers for vectors of one float type (of
+    ``bits`` bits) on the instruction set of ``tiles``."""
 
-    def __init__(self, builder, dtype):
+    def __init__(self, builder, bits, tiles):
         self.builder = builder
-        self.scalar = ir.FloatType() if dtype.bitwidth == 32 else ir.DoubleType()
-        self.n = lanes(dtype)
+        self.scalar = ir.FloatType() if bits == 32 else ir.DoubleType()
+        self.n = tiles.vector_bytes * 8 // bits
+        self.fused = tiles.fma
         self.type = ir.VectorType(self.scalar, self.n)
         self.pointer = self.type.as_pointer()
         self.mask_type = ir.VectorType(ir.IntType(1), self.n)
-        suffix = f"v{self.n}f{dtype.bitwidth}"
+        suffix = f"v{self.n}f{bits}"
         module = builder.module
         self._fma = cgutils.get_or_insert_function(
             module, ir.FunctionType(self.type, [self.type] * 3), f"llvm.fma.{suffix}")
@@ -59,7 +56,7 @@ class _Vectors:
                                                     self.mask_type]),
             f"llvm.masked.store.{suffix}.p0{suffix}")
         self.zero = ir.Constant(self.type, [0.0] * self.n)
-        self.align = dtype.bitwidth // 8
+        self.align = bits // 8
 
     def mask(self, bits):
         """A lane mask from the low bits of an i64."""
@@ -93,7 +90,11 @@ class _Vectors:
                                            ir.Constant(ir.VectorType(I32, self.n), [0] * self.n))
 
     def fma(self, a, b, c):
-        return self.builder.call(self._fma, [a, b, c])
+        """a * b + c, fused where the CPU has the instruction (a call of
+        llvm.fma elsewhere becomes a library call per lane)."""
+        if self.fused:
+            return self.builder.call(self._fma, [a, b, c])
+        return self.builder.fadd(self.builder.fmul(a, b), c)
 
     def sum(self, vector):
         """The lanes' sum, by halving (a fixed order)."""
@@ -159,130 +160,160 @@ def _write(builder, vectors, beta, write):
             write(vectors.splat(beta))
 
 
-@intrinsic(prefer_literal=True)
-def tile_nn(typingctx, C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta,
-            MR, NV, mask, m):
-    """C[c_at + r * ldc + j] = alpha * sum_p A[a_at + r * sa_r + p * sa_p]
-    * B[b_at + p * ldb + j] (+ beta * C[...]) for r < min(m, MR), j < NV
-    vectors, the last vector's lanes chosen by ``mask``; p < k. Rows from m
-    on repeat row m - 1's work and are not written."""
-    if not isinstance(MR, types.IntegerLiteral) or not isinstance(NV, types.IntegerLiteral):
-        return None
-    rows, width = MR.literal_value, NV.literal_value
-    dtype = C.dtype
-    signature = types.void(C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta,
-                           MR, NV, mask, m)
+def emit_nn(builder, v, rows, width, c, a, b, ldc, sa_r, sa_p, ldb, k, alpha, beta, mask, m):
+    """The code of tile_nn for ``rows`` rows and ``width`` vectors, from
+    pointers c, a, b to the first elements and i64 values of the rest."""
+    last = v.mask(mask)
+    masks = [None] * (width - 1) + [last]
+    top = builder.sub(m, ir.Constant(I64, 1))
+    a_rows = [builder.mul(_at_most(builder, r, top), sa_r) for r in range(rows)]
 
-    def codegen(context, builder, sig, args):
-        C_, c_at_, ldc_, A_, a_at_, sa_r_, sa_p_, B_, b_at_, ldb_, k_, alpha_, beta_, _, _, \
-            mask_, m_ = args
-        v = _Vectors(builder, dtype)
-        c = _data(context, builder, C, C_, c_at_)
-        a = _data(context, builder, A, A_, a_at_)
-        b = _data(context, builder, B, B_, b_at_)
-        last = v.mask(mask_)
-        masks = [None] * (width - 1) + [last]
-        top = builder.sub(m_, ir.Constant(I64, 1))
-        a_rows = [builder.mul(_at_most(builder, r, top), sa_r_) for r in range(rows)]
+    def step(p, acc):
+        row = builder.gep(b, [builder.mul(p, ldb)])
+        bs = [v.load(v.at(row, j * v.n), masks[j]) for j in range(width)]
+        a_p = builder.mul(p, sa_p)
+        out = []
+        for r in range(rows):
+            s = v.splat(builder.load(builder.gep(a, [builder.add(a_p, a_rows[r])])))
+            out += [v.fma(s, bs[j], acc[r * width + j]) for j in range(width)]
+        return out
 
-        def step(p, acc):
-            row = builder.gep(b, [builder.mul(p, ldb_)])
-            bs = [v.load(v.at(row, j * v.n), masks[j]) for j in range(width)]
-            a_p = builder.mul(p, sa_p_)
-            out = []
-            for r in range(rows):
-                s = builder.load(builder.gep(a, [builder.add(a_p, a_rows[r])]))
-                s = v.splat(s)
-                out += [v.fma(s, bs[j], acc[r * width + j]) for j in range(width)]
-            return out
+    acc = _loop(builder, k, rows * width, v.zero, step)
+    scale = v.splat(alpha)
 
-        acc = _loop(builder, k_, rows * width, v.zero, step)
-        scale = v.splat(alpha_)
+    def write(keep):
+        for r in range(rows):
+            inside = builder.icmp_signed("<", ir.Constant(I64, r), m)
+            with builder.if_then(inside, likely=True):
+                row = builder.gep(c, [builder.mul(ir.Constant(I64, r), ldc)])
+                for j in range(width):
+                    at = v.at(row, j * v.n)
+                    value = builder.fmul(scale, acc[r * width + j])
+                    if keep is not None:
+                        value = v.fma(keep, v.load(at, masks[j]), value)
+                    v.store(value, at, masks[j])
+    _write(builder, v, beta, write)
 
-        def write(keep):
-            for r in range(rows):
-                inside = builder.icmp_signed("<", ir.Constant(I64, r), m_)
+
+def emit_nt(builder, v, rows, cols, c, a, bt, ldc, lda, ldbt, k, alpha, beta, mask, m, n):
+    """The code of tile_nt for ``rows`` x ``cols`` dot products, from
+    pointers c, a, bt to the first elements and i64 values of the rest."""
+    one = ir.Constant(I64, 1)
+    a_rows = [builder.gep(a, [builder.mul(_at_most(builder, r, builder.sub(m, one)), lda)])
+              for r in range(rows)]
+    b_rows = [builder.gep(bt, [builder.mul(_at_most(builder, q, builder.sub(n, one)), ldbt)])
+              for q in range(cols)]
+    lanes = ir.Constant(I64, v.n)
+
+    def step(offset, acc, mask=None):
+        xs = [v.load(v.at(row, offset), mask) for row in a_rows]
+        ys = [v.load(v.at(row, offset), mask) for row in b_rows]
+        return [v.fma(xs[r], ys[q], acc[r * cols + q]) for r in range(rows) for q in range(cols)]
+
+    acc = _loop(builder, builder.sdiv(k, lanes), rows * cols, v.zero,
+                lambda p, acc: step(builder.mul(p, lanes), acc))
+    # the last, partial vector of p, when there is one
+    before = builder.basic_block
+    partial = builder.append_basic_block("tile.partial")
+    merge = builder.append_basic_block("tile.merge")
+    builder.cbranch(builder.icmp_signed("!=", mask, ir.Constant(I64, 0)), partial, merge)
+    builder.position_at_end(partial)
+    tail = step(builder.mul(builder.sdiv(k, lanes), lanes), acc, v.mask(mask))
+    after = builder.basic_block
+    builder.branch(merge)
+    builder.position_at_end(merge)
+    merged = []
+    for full, with_tail in zip(acc, tail):
+        phi = builder.phi(v.type)
+        phi.add_incoming(full, before)
+        phi.add_incoming(with_tail, after)
+        merged.append(phi)
+    sums = [v.sum(x) for x in merged]
+
+    def write(keep):
+        for r in range(rows):
+            for q in range(cols):
+                inside = builder.and_(builder.icmp_signed("<", ir.Constant(I64, r), m),
+                                      builder.icmp_signed("<", ir.Constant(I64, q), n))
                 with builder.if_then(inside, likely=True):
-                    row = builder.gep(c, [builder.mul(ir.Constant(I64, r), ldc_)])
-                    for j in range(width):
-                        at = v.at(row, j * v.n)
-                        value = builder.fmul(scale, acc[r * width + j])
-                        if keep is not None:
-                            value = v.fma(keep, v.load(at, masks[j]), value)
-                        v.store(value, at, masks[j])
-        _write(builder, v, beta_, write)
-        return context.get_dummy_value()
-    return signature, codegen
+                    at = builder.gep(c, [builder.add(builder.mul(ir.Constant(I64, r), ldc),
+                                                     ir.Constant(I64, q))])
+                    value = builder.fmul(alpha, sums[r * cols + q])
+                    if keep is not None:
+                        value = builder.fadd(value, builder.fmul(beta, builder.load(at)))
+                    builder.store(value, at)
+    _write(builder, v, beta, write)
 
 
-@intrinsic(prefer_literal=True)
-def tile_nt(typingctx, C, c_at, ldc, A, a_at, lda, Bt, b_at, ldbt, k, alpha, beta, MR, NC,
-            mask, m, n):
-    """C[c_at + r * ldc + c] = alpha * sum_p A[a_at + r * lda + p]
-    * Bt[b_at + c * ldbt + p] (+ beta * C[...]) for r < min(m, MR),
-    c < min(n, NC), p < k; ``mask`` holds the lanes of the last, partial
-    vector of p (0 when k is a whole number of vectors). Rows and columns
-    beyond m and n repeat the last one's work and are not written."""
-    if not isinstance(MR, types.IntegerLiteral) or not isinstance(NC, types.IntegerLiteral):
-        return None
-    rows, cols = MR.literal_value, NC.literal_value
-    dtype = C.dtype
-    signature = types.void(C, c_at, ldc, A, a_at, lda, Bt, b_at, ldbt, k, alpha, beta, MR,
-                           NC, mask, m, n)
+@intrinsic
+def tile_nn(typingctx, C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta,
+            width, mask, m):
+    """C[c_at + r * ldc + j] = alpha * sum_p A[a_at + r * sa_r + p * sa_p]
+    * B[b_at + p * ldb + j] (+ beta * C[...]) for r < min(m, HOST.rows) and
+    ``width`` (1 to HOST.vectors) vectors of j, the last vector's lanes chosen
+    by ``mask``; p < k. Rows from m on repeat row m - 1's work and are not
+    written."""
+    signature = types.void(C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta,
+                           width, mask, m)
 
     def codegen(context, builder, sig, args):
-        C_, c_at_, ldc_, A_, a_at_, lda_, Bt_, b_at_, ldbt_, k_, alpha_, beta_, _, _, \
-            mask_, m_, n_ = args
-        v = _Vectors(builder, dtype)
-        c = _data(context, builder, C, C_, c_at_)
-        a = _data(context, builder, A, A_, a_at_)
-        bt = _data(context, builder, Bt, Bt_, b_at_)
-        one = ir.Constant(I64, 1)
-        a_rows = [builder.gep(a, [builder.mul(_at_most(builder, r, builder.sub(m_, one)), lda_)])
-                  for r in range(rows)]
-        b_rows = [builder.gep(bt, [builder.mul(_at_most(builder, q, builder.sub(n_, one)),
-                                               ldbt_)])
-                  for q in range(cols)]
-        lanes_ = ir.Constant(I64, v.n)
-
-        def step(offset, acc, mask=None):
-            xs = [v.load(v.at(row, offset), mask) for row in a_rows]
-            ys = [v.load(v.at(row, offset), mask) for row in b_rows]
-            return [v.fma(xs[r], ys[q], acc[r * cols + q])
-                    for r in range(rows) for q in range(cols)]
-
-        acc = _loop(builder, builder.sdiv(k_, lanes_), rows * cols, v.zero,
-                    lambda p, acc: step(builder.mul(p, lanes_), acc))
-        # the last, partial vector of p, when there is one
-        before = builder.basic_block
-        partial = builder.append_basic_block("tile.partial")
-        merge = builder.append_basic_block("tile.merge")
-        builder.cbranch(builder.icmp_signed("!=", mask_, ir.Constant(I64, 0)), partial, merge)
-        builder.position_at_end(partial)
-        tail = step(builder.mul(builder.sdiv(k_, lanes_), lanes_), acc, v.mask(mask_))
-        after = builder.basic_block
-        builder.branch(merge)
-        builder.position_at_end(merge)
-        merged = []
-        for full, with_tail in zip(acc, tail):
-            phi = builder.phi(v.type)
-            phi.add_incoming(full, before)
-            phi.add_incoming(with_tail, after)
-            merged.append(phi)
-        sums = [v.sum(x) for x in merged]
-
-        def write(keep):
-            for r in range(rows):
-                for q in range(cols):
-                    inside = builder.and_(builder.icmp_signed("<", ir.Constant(I64, r), m_),
-                                          builder.icmp_signed("<", ir.Constant(I64, q), n_))
-                    with builder.if_then(inside, likely=True):
-                        at = builder.gep(c, [builder.add(builder.mul(ir.Constant(I64, r), ldc_),
-                                                         ir.Constant(I64, q))])
-                        value = builder.fmul(alpha_, sums[r * cols + q])
-                        if keep is not None:
-                            value = builder.fadd(value, builder.fmul(beta_, builder.load(at)))
-                        builder.store(value, at)
-        _write(builder, v, beta_, write)
+        C_, c_at_, ldc_, A_, a_at_, sa_r_, sa_p_, B_, b_at_, ldb_, k_, alpha_, beta_, \
+            width_, mask_, m_ = args
+        v = _Vectors(builder, C.dtype.bitwidth, HOST)
+        c, a, b = (_data(context, builder, *x) for x in [(C, C_, c_at_), (A, A_, a_at_),
+                                                          (B, B_, b_at_)])
+        for vectors in range(1, HOST.vectors + 1):  # one tile per width
+            chosen = builder.icmp_signed("==", width_, ir.Constant(width_.type, vectors))
+            with builder.if_then(chosen):
+                emit_nn(builder, v, HOST.rows, vectors, c, a, b, ldc_, sa_r_, sa_p_, ldb_, k_,
+                        alpha_, beta_, mask_, m_)
         return context.get_dummy_value()
     return signature, codegen
+
+
+@intrinsic
+def tile_nt(typingctx, C, c_at, ldc, A, a_at, lda, Bt, b_at, ldbt, k, alpha, beta, mask, m, n):
+    """C[c_at + r * ldc + c] = alpha * sum_p A[a_at + r * lda + p]
+    * Bt[b_at + c * ldbt + p] (+ beta * C[...]) for r < min(m, HOST.nt_rows),
+    c < min(n, HOST.nt_cols), p < k; ``mask`` holds the lanes of the last,
+    partial vector of p (0 when k is a whole number of vectors). Rows and
+    columns beyond m and n repeat the last one's work and are not written."""
+    signature = types.void(C, c_at, ldc, A, a_at, lda, Bt, b_at, ldbt, k, alpha, beta, mask,
+                           m, n)
+
+    def codegen(context, builder, sig, args):
+        C_, c_at_, ldc_, A_, a_at_, lda_, Bt_, b_at_, ldbt_, k_, alpha_, beta_, mask_, m_, \
+            n_ = args
+        emit_nt(builder, _Vectors(builder, C.dtype.bitwidth, HOST), HOST.nt_rows, HOST.nt_cols,
+                _data(context, builder, C, C_, c_at_), _data(context, builder, A, A_, a_at_),
+                _data(context, builder, Bt, Bt_, b_at_), ldc_, lda_, ldbt_, k_, alpha_, beta_,
+                mask_, m_, n_)
+        return context.get_dummy_value()
+    return signature, codegen
+
+
+def tile_module(tiles, bits=32):
+    """An LLVM module of the tiles for ``tiles`` (a target.TILES entry), with
+    no Numba around them, to compile for any target: functions ``tile_nn``
+    (the widest tile) and ``tile_nt`` over pointers and i64 values, in the
+    intrinsics' argument order. For the static check of the register fit."""
+    module = ir.Module("tiles")
+    scalar = ir.FloatType() if bits == 32 else ir.DoubleType()
+    pointer = scalar.as_pointer()
+    for name in ("tile_nn", "tile_nt"):
+        kinds = ([pointer, I64] * 3 if name == "tile_nt"
+                 else [pointer, I64, pointer, I64, I64, pointer, I64])
+        arguments = kinds + [I64, scalar, scalar, I64, I64] + [I64] * (name == "tile_nt")
+        function = ir.Function(module, ir.FunctionType(ir.VoidType(), arguments), name)
+        builder = ir.IRBuilder(function.append_basic_block("entry"))
+        v = _Vectors(builder, bits, tiles)
+        if name == "tile_nn":
+            c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m = function.args
+            emit_nn(builder, v, tiles.rows, tiles.vectors, c, a, b, ldc, sa_r, sa_p, ldb, k,
+                    alpha, beta, mask, m)
+        else:
+            c, ldc, a, lda, bt, ldbt, k, alpha, beta, mask, m, n = function.args
+            emit_nt(builder, v, tiles.nt_rows, tiles.nt_cols, c, a, bt, ldc, lda, ldbt, k,
+                    alpha, beta, mask, m, n)
+        builder.ret_void()
+    return module

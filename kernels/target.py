@@ -1,0 +1,80 @@
+"""The instruction set Numba compiles for, and the matrix-product tiles chosen for it.
+
+The tiles of simd.py keep their accumulators in vector registers for a whole
+reduction, so their shape must fit the register file of the CPU the code runs
+on: too many accumulators and LLVM spills them to the stack in the innermost
+loop (a 64-byte tile of 24 vectors became 48 on AVX2, and ran at 0.55x of
+OpenBLAS). ``TILES`` holds one shape per instruction set, after the
+micro-kernels BLIS publishes for each (``kernels/*/3/bli_gemm_*``):
+
+- AVX-512 (32 registers of 64 bytes): 8 rows by 3 vectors, 24 accumulators, the
+  3 vectors of a row of B and the broadcast element of A: 28 registers (the
+  shape of BLIS's skx sgemm 32x12, turned for row-major C).
+- AVX2 with FMA (16 registers of 32 bytes): 6 rows by 2 vectors, 12
+  accumulators + 2 + 1 = 15 registers, BLIS's haswell sgemm 6x16.
+- NEON on AArch64 (32 registers of 16 bytes): 8 rows by 3 vectors, 28
+  registers, BLIS's armv8a sgemm 8x12.
+- Anything else (SSE2, 16 registers of 16 bytes, no FMA): 4 rows by 2
+  vectors, 8 accumulators and a register for each product before its add.
+
+The dot-product tile (``tile_nt``) holds nt_rows x nt_cols accumulators and
+loads nt_rows + nt_cols vectors per step (x86 can read one side straight from
+memory).
+
+The choice is a function of the CPU Numba compiles for (the host, or
+``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``), never of timings, so a seeded fit
+gives the same bits on one machine at any thread count. Instruction sets sum
+in different tile orders, so their results differ by rounding.
+"""
+
+from typing import NamedTuple
+
+import llvmlite.binding as ll
+from numba.core import config
+from numba.core.codegen import get_host_cpu_features
+
+
+class Tiles(NamedTuple):
+    """Register blocking of the matrix product for one instruction set."""
+    isa: str            # the name show_config prints
+    vector_bytes: int   # bytes of one vector register
+    registers: int      # vector registers
+    fma: bool           # a fused multiply-add instruction
+    rows: int           # rows of C per tile_nn
+    vectors: int        # vectors of columns of C per tile_nn
+    nt_rows: int        # rows of C per tile_nt
+    nt_cols: int        # columns of C per tile_nt
+
+
+TILES = {
+    "avx512": Tiles("AVX-512", 64, 32, True, 8, 3, 4, 6),
+    "avx2": Tiles("AVX2+FMA", 32, 16, True, 6, 2, 3, 4),
+    "neon": Tiles("NEON (AArch64)", 16, 32, True, 8, 3, 4, 4),
+    "generic": Tiles("generic (SSE2 or other)", 16, 16, False, 4, 2, 2, 3),
+}
+
+
+def instruction_set(triple, features):
+    """The key of TILES for an LLVM target triple and feature string
+    ("+avx2,-avx512f,...")."""
+    on = {f[1:] for f in features.split(",") if f.startswith("+")}
+    if triple.startswith(("aarch64", "arm64")):
+        return "neon"
+    if triple.startswith("x86_64") and "avx512f" in on and "avx512vl" in on:
+        return "avx512"
+    if triple.startswith("x86_64") and {"avx2", "fma"} <= on:
+        return "avx2"
+    return "generic"
+
+
+def compile_target():
+    """(triple, CPU name, features) Numba compiles for, as its codegen reads them."""
+    name = config.CPU_NAME or ll.get_host_cpu_name()
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None \
+        else get_host_cpu_features()
+    return ll.get_process_triple(), name, features
+
+
+TRIPLE, CPU_NAME, CPU_FEATURES = compile_target()
+ISA = instruction_set(TRIPLE, CPU_FEATURES)
+HOST = TILES[ISA]
