@@ -263,9 +263,10 @@ class MLP:
             if self.input_dropout:  # the kernels drop inputs in a copy of them
                 X = X.copy()
                 kernels.dropout_forward(X, None, self.input_dropout, masks[1], masks[2], 0, 0)
-        value, _ = kernels.gradient(grads, self._work(n, dropout=masks is not None), n,
-                                    self.params, self._sizes, hidden, output, loss, X, T,
-                                    1.0 / n, one, zero, zero, None, masks)
+        with threads.using(threads.get_num_threads()), threads.blas_on_one_thread():
+            value, _ = kernels.gradient(grads, self._work(n, dropout=masks is not None), n,
+                                        self.params, self._sizes, hidden, output, loss, X, T,
+                                        1.0 / n, one, zero, zero, None, masks)
         check_finite_result("the loss or its gradient", self.dtype, value, grads)
         return value, grads
 

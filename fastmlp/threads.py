@@ -2,10 +2,10 @@
 
 Training and prediction run on Numba's threads: the matrix products share
 their tiles out over them (fastmlp.kernels.blas), and ``fit(shards=True)``
-gives each a shard of the minibatch. fastmlp calls no BLAS library; only
-SciPy's L-BFGS-B, under the estimators' solver="lbfgs", does, and for the
-length of such a fit BLAS runs on one thread (``blas_on_one_thread``).
-Numba's thread count is a setting of each
+gives each a shard of the minibatch. The products that BLAS computes faster
+(dX = dZ @ W.T) call SciPy's BLAS from each of Numba's threads, and SciPy's
+L-BFGS-B (solver="lbfgs") calls BLAS too: for the length of a fit or a
+gradient BLAS runs on one thread (``blas_on_one_thread``). Numba's thread count is a setting of each
 Python thread: fits running at once in several Python threads each keep
 their own, and the results do not depend on it.
 
@@ -139,6 +139,7 @@ def blas_on_one_thread():
     if not owner:
         yield
         return
+    import scipy.linalg.cython_blas  # noqa: F401  loaded, so that the limit reaches it
     from threadpoolctl import threadpool_limits
     try:
         with threadpool_limits(1, user_api="blas"):

@@ -297,9 +297,11 @@ class Trainer:
 
     @contextmanager
     def running(self):
-        """Hold the thread counts for a run of epochs, and defer Ctrl-C to the
-        end of the running chunk."""
-        with threads.using(self.n_threads), DeferredInterrupt() as interrupt:
+        """Hold the thread counts for a run of epochs (BLAS on one thread, as
+        the products that call it run on each of Numba's threads), and defer
+        Ctrl-C to the end of the running chunk."""
+        with threads.using(self.n_threads), threads.blas_on_one_thread(), \
+                DeferredInterrupt() as interrupt:
             self._interrupt = interrupt
             try:
                 yield self

@@ -1,22 +1,38 @@
 """General matrix multiply with BLAS' alpha and beta: C = alpha * A @ B + beta * C.
 
-Computed on the register tiles of simd.py, shared out over Numba's threads,
-instead of calling a BLAS library: the OpenBLAS builds that NumPy and SciPy ship run AVX2 code on
-this AVX-512 machine, and on the training step's shapes (a few to a few
-hundred rows against 10 to 784 columns) the tiles ran at twice their rate
-(``python benchmarks/gemm.py``). Every element of C is one tile's sum in a
-fixed order, so results do not depend on thread counts.
+Products whose B has contiguous rows (X @ W, dW = X.T @ dZ) are computed on
+the register tiles of simd.py, sized for the instruction set (target.py) and
+shared out over Numba's threads. Products with a transposed B (dX = dZ @ W.T)
+are dot products of rows, which the tiles ran at half of OpenBLAS's rate on
+every instruction set measured; they go to SciPy's BLAS (the library Numba's
+np.dot calls) in blocks of a fixed grid, each block one call on one of Numba's
+threads (BLAS on one thread: fastmlp.threads.blas_on_one_thread).
+
+``python benchmarks/gemm.py``, GFLOP/s of dX = dZ1 @ W1.T (784-256-128-10 net),
+tiles / BLAS blocks / one NumPy matmul, 1 and 2 threads, AMD Zen 5:
+  AVX-512 (OpenBLAS SkylakeX): batch 128: 117 / 181 / 184, 223 / 333 / 295;
+      batch 512: 112 / 186 / 230, 227 / 364 / 405.
+  AVX2 (NUMBA_CPU_NAME=haswell, OpenBLAS Haswell): batch 128: 66 / 96 / 108,
+      126 / 198 / 206; batch 512: 67 / 102 / 127, 131 / 204 / 238.
+Blocks of 128 x 64 beat 64 x 64, 64 x 128, 128 x 256 and 256 x 256 on two
+threads. BLAS blocks for the other products ran at 0.6-0.9x of the tiles
+(per-call packing), so those stay on the tiles.
+
+Every element of C is one tile's or one block's sum in a fixed order, so
+results do not depend on thread counts.
 
 Training writes a plain SGD step straight into the weights,
 W = shrink * W - lr * X.T @ dZ, which needs beta.
 """
 
-from numba import prange
+from numba import prange, types
+from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.extending import overload
+from numba.extending import intrinsic, overload
+from numba.np.linalg import _BLAS
 
 from ._jit import cast_like, helper, parallel_kernel
-from .simd import tile_nn, tile_nt
+from .simd import tile_nn
 from .target import HOST
 
 # Steps of the sum a tile_nn runs before its partial sums go back to C: the
@@ -56,23 +72,67 @@ def _nn_tiles(C, A, B, alpha, beta, part, parts):
                     depth, alpha, keep, width, mask, min(rows, m - i))
 
 
+# Blocks of C each BLAS call computes: a fixed grid, not one per thread, so
+# that every element of C comes from the same call whatever the thread count.
+BLAS_ROWS, BLAS_COLS = 128, 64
+# What show_config reports of the choice above.
+BLAS_PRODUCTS = (f"A @ B.T (dX = dZ @ W.T) by BLAS in {BLAS_ROWS} x {BLAS_COLS} blocks; "
+                 "the rest on the tiles")
+
+
+@intrinsic
+def _pointer(typingctx, array, offset):
+    """A pointer to element ``offset`` of ``array``'s buffer."""
+    def codegen(context, builder, sig, args):
+        data = context.make_array(array)(context, builder, args[0]).data
+        return builder.gep(data, [args[1]])
+    return types.CPointer(array.dtype)(array, offset), codegen
+
+
+@intrinsic
+def _on_stack(typingctx, value):
+    """A pointer to a copy of the scalar ``value`` in the caller's frame."""
+    def codegen(context, builder, sig, args):
+        return cgutils.alloca_once_value(builder, args[0])
+    return types.CPointer(value)(value), codegen
+
+
+def _blas_blocks(C, A, B, alpha, beta, part, parts):
+    raise NotImplementedError("compiled only: call gemm")
+
+
+@overload(_blas_blocks)
+def _blas_blocks_typed(C, A, B, alpha, beta, part, parts):
+    """Part ``part`` of ``parts`` of the BLAS_ROWS x BLAS_COLS blocks of C,
+    each by one call of SciPy's BLAS (the library Numba's np.dot calls), on
+    the calling thread. Row-major C = A @ B is column-major C.T = B.T @ A.T;
+    an operand stored transposed is passed with BLAS's "T"."""
+    xxgemm = _BLAS().numba_xxgemm(C.dtype)
+    kind = ord("s" if C.dtype.bitwidth == 32 else "d")
+    trans_b = ord("N" if B.layout == "C" else "T")
+    trans_a = ord("N" if A.layout == "C" else "T")
+    b_major, a_major = (0 if B.layout == "C" else 1), (0 if A.layout == "C" else 1)
+
+    def blocks(C, A, B, alpha, beta, part, parts):
+        m, n = C.shape
+        k = A.shape[1]
+        ldb = B.strides[b_major] // B.itemsize
+        lda = A.strides[a_major] // A.itemsize
+        column_blocks = (n + BLAS_COLS - 1) // BLAS_COLS
+        count = column_blocks * ((m + BLAS_ROWS - 1) // BLAS_ROWS)
+        for block in range(part * count // parts, (part + 1) * count // parts):
+            i, j = block // column_blocks * BLAS_ROWS, block % column_blocks * BLAS_COLS
+            xxgemm(kind, trans_b, trans_a, min(BLAS_COLS, n - j), min(BLAS_ROWS, m - i), k,
+                   _on_stack(alpha), _pointer(B, j * (B.strides[1] // B.itemsize)), ldb,
+                   _pointer(A, i * (A.strides[0] // A.itemsize)), lda, _on_stack(beta),
+                   _pointer(C, i * n + j), n)
+    return blocks
+
+
 @helper
-def _nt_tiles(C, A, B, alpha, beta, part, parts):
-    """Part ``part`` of ``parts`` of the tiles of C = alpha * A @ B + beta * C
-    for A with contiguous rows and B = Bt.T, Bt with contiguous rows: dot
-    products of rows."""
-    Bt = B.T
-    m, n = C.shape
-    k = A.shape[1]
-    lanes, rows, cols = HOST.vector_bytes // C.itemsize, HOST.nt_rows, HOST.nt_cols
-    mask = (1 << (k % lanes)) - 1
-    lda, ldbt = A.strides[0] // A.itemsize, Bt.strides[0] // Bt.itemsize
-    column_blocks = (n + cols - 1) // cols
-    tiles = column_blocks * ((m + rows - 1) // rows)
-    for tile in range(part * tiles // parts, (part + 1) * tiles // parts):
-        i, j = tile // column_blocks * rows, tile % column_blocks * cols
-        tile_nt(C, i * n + j, n, A, i * lda, lda, Bt, j * ldbt, ldbt, k, alpha, beta, mask,
-                min(rows, m - i), min(cols, n - j))
+def _blas(C, A, B, alpha, beta, part, parts):
+    """_blas_blocks, as an implementation _part can return."""
+    _blas_blocks(C, A, B, alpha, beta, part, parts)
 
 
 @helper
@@ -103,8 +163,8 @@ def _part_typed(C, A, B, alpha, beta, part, parts):
     if B.layout == "C":
         return _nn_tiles
     if A.layout == "C":
-        return _nt_tiles
-    return _loops  # A.T @ B.T: no tile reads both; training never asks for it
+        return _blas
+    return _loops  # A.T @ B.T: training never asks for it
 
 
 @parallel_kernel

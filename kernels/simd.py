@@ -1,24 +1,21 @@
-"""Register tiles of a matrix product, written in LLVM vector IR.
+"""The register tile of a matrix product, written in LLVM vector IR.
 
 ``gemm`` (blas.py) cuts C = alpha * A @ B + beta * C into tiles and computes
-each with one of the two tiles here, whose accumulators live in vector
-registers for the whole reduction: vectors of the CPU's own width, one fused
-multiply-add per lane and step where it has the instruction, and a tile shape
-that fits its register file (target.py's table, ``HOST``).
+each with ``tile_nn``, whose accumulators live in vector registers for the
+whole reduction: vectors of the CPU's own width, one fused multiply-add per
+lane and step where it has the instruction, and a tile shape that fits its
+register file (target.py's table, ``HOST``).
 
 ``tile_nn``: C[r, j] for MR rows and NV vectors of columns, the reduction
     index p walking down the rows of B (contiguous in j):
     acc[r, j] = sum_p A[r * sa_r + p * sa_p] * B[p * ldb + j].
     A is read one scalar at a time, so it may be A or A.T.
-``tile_nt``: C[r, c] for MR rows and NC columns, each a dot product of a row
-    of A with a row of Bt (both contiguous in p): acc[r, c] = sum_p
-    A[r * lda + p] * Bt[c * ldbt + p], for products with a transposed B.
 
-Both end with C = alpha * acc, or alpha * acc + beta * C when beta != 0 (C
+It ends with C = alpha * acc, or alpha * acc + beta * C when beta != 0 (C
 is not read when beta == 0). Every element of C is summed by one tile in one
 fixed order: results do not depend on how the tiles are shared out.
 Arrays are passed with an element offset; ``mask`` (int) selects the lanes
-of the last vector (columns of C for tile_nn, reduction steps for tile_nt).
+of the last vector of columns of C.
 """
 
 from llvmlite import ir
@@ -95,17 +92,6 @@ class _Vectors:
         if self.fused:
             return self.builder.call(self._fma, [a, b, c])
         return self.builder.fadd(self.builder.fmul(a, b), c)
-
-    def sum(self, vector):
-        """The lanes' sum, by halving (a fixed order)."""
-        width = self.n
-        while width > 1:
-            width //= 2
-            high = self.builder.shuffle_vector(
-                vector, vector, ir.Constant(ir.VectorType(I32, self.n),
-                                            list(range(width, 2 * width)) + [0] * (self.n - width)))
-            vector = self.builder.fadd(vector, high)
-        return self.builder.extract_element(vector, ir.Constant(I32, 0))
 
 
 def _at_most(builder, r, top):
@@ -195,56 +181,6 @@ def emit_nn(builder, v, rows, width, c, a, b, ldc, sa_r, sa_p, ldb, k, alpha, be
     _write(builder, v, beta, write)
 
 
-def emit_nt(builder, v, rows, cols, c, a, bt, ldc, lda, ldbt, k, alpha, beta, mask, m, n):
-    """The code of tile_nt for ``rows`` x ``cols`` dot products, from
-    pointers c, a, bt to the first elements and i64 values of the rest."""
-    one = ir.Constant(I64, 1)
-    a_rows = [builder.gep(a, [builder.mul(_at_most(builder, r, builder.sub(m, one)), lda)])
-              for r in range(rows)]
-    b_rows = [builder.gep(bt, [builder.mul(_at_most(builder, q, builder.sub(n, one)), ldbt)])
-              for q in range(cols)]
-    lanes = ir.Constant(I64, v.n)
-
-    def step(offset, acc, mask=None):
-        xs = [v.load(v.at(row, offset), mask) for row in a_rows]
-        ys = [v.load(v.at(row, offset), mask) for row in b_rows]
-        return [v.fma(xs[r], ys[q], acc[r * cols + q]) for r in range(rows) for q in range(cols)]
-
-    acc = _loop(builder, builder.sdiv(k, lanes), rows * cols, v.zero,
-                lambda p, acc: step(builder.mul(p, lanes), acc))
-    # the last, partial vector of p, when there is one
-    before = builder.basic_block
-    partial = builder.append_basic_block("tile.partial")
-    merge = builder.append_basic_block("tile.merge")
-    builder.cbranch(builder.icmp_signed("!=", mask, ir.Constant(I64, 0)), partial, merge)
-    builder.position_at_end(partial)
-    tail = step(builder.mul(builder.sdiv(k, lanes), lanes), acc, v.mask(mask))
-    after = builder.basic_block
-    builder.branch(merge)
-    builder.position_at_end(merge)
-    merged = []
-    for full, with_tail in zip(acc, tail):
-        phi = builder.phi(v.type)
-        phi.add_incoming(full, before)
-        phi.add_incoming(with_tail, after)
-        merged.append(phi)
-    sums = [v.sum(x) for x in merged]
-
-    def write(keep):
-        for r in range(rows):
-            for q in range(cols):
-                inside = builder.and_(builder.icmp_signed("<", ir.Constant(I64, r), m),
-                                      builder.icmp_signed("<", ir.Constant(I64, q), n))
-                with builder.if_then(inside, likely=True):
-                    at = builder.gep(c, [builder.add(builder.mul(ir.Constant(I64, r), ldc),
-                                                     ir.Constant(I64, q))])
-                    value = builder.fmul(alpha, sums[r * cols + q])
-                    if keep is not None:
-                        value = builder.fadd(value, builder.fmul(beta, builder.load(at)))
-                    builder.store(value, at)
-    _write(builder, v, beta, write)
-
-
 @intrinsic
 def tile_nn(typingctx, C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha, beta,
             width, mask, m):
@@ -271,49 +207,20 @@ def tile_nn(typingctx, C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha
     return signature, codegen
 
 
-@intrinsic
-def tile_nt(typingctx, C, c_at, ldc, A, a_at, lda, Bt, b_at, ldbt, k, alpha, beta, mask, m, n):
-    """C[c_at + r * ldc + c] = alpha * sum_p A[a_at + r * lda + p]
-    * Bt[b_at + c * ldbt + p] (+ beta * C[...]) for r < min(m, HOST.nt_rows),
-    c < min(n, HOST.nt_cols), p < k; ``mask`` holds the lanes of the last,
-    partial vector of p (0 when k is a whole number of vectors). Rows and
-    columns beyond m and n repeat the last one's work and are not written."""
-    signature = types.void(C, c_at, ldc, A, a_at, lda, Bt, b_at, ldbt, k, alpha, beta, mask,
-                           m, n)
-
-    def codegen(context, builder, sig, args):
-        C_, c_at_, ldc_, A_, a_at_, lda_, Bt_, b_at_, ldbt_, k_, alpha_, beta_, mask_, m_, \
-            n_ = args
-        emit_nt(builder, _Vectors(builder, C.dtype.bitwidth, HOST), HOST.nt_rows, HOST.nt_cols,
-                _data(context, builder, C, C_, c_at_), _data(context, builder, A, A_, a_at_),
-                _data(context, builder, Bt, Bt_, b_at_), ldc_, lda_, ldbt_, k_, alpha_, beta_,
-                mask_, m_, n_)
-        return context.get_dummy_value()
-    return signature, codegen
-
-
 def tile_module(tiles, bits=32):
-    """An LLVM module of the tiles for ``tiles`` (a target.TILES entry), with
-    no Numba around them, to compile for any target: functions ``tile_nn``
-    (the widest tile) and ``tile_nt`` over pointers and i64 values, in the
-    intrinsics' argument order. For the static check of the register fit."""
+    """An LLVM module holding ``tile_nn`` for ``tiles`` (a target.TILES entry),
+    its widest shape, with no Numba around it, to compile for any target: a
+    function over pointers and i64 values in the intrinsic's argument order
+    (c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m). For the static
+    check that the tile fits the register file."""
     module = ir.Module("tiles")
     scalar = ir.FloatType() if bits == 32 else ir.DoubleType()
     pointer = scalar.as_pointer()
-    for name in ("tile_nn", "tile_nt"):
-        kinds = ([pointer, I64] * 3 if name == "tile_nt"
-                 else [pointer, I64, pointer, I64, I64, pointer, I64])
-        arguments = kinds + [I64, scalar, scalar, I64, I64] + [I64] * (name == "tile_nt")
-        function = ir.Function(module, ir.FunctionType(ir.VoidType(), arguments), name)
-        builder = ir.IRBuilder(function.append_basic_block("entry"))
-        v = _Vectors(builder, bits, tiles)
-        if name == "tile_nn":
-            c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m = function.args
-            emit_nn(builder, v, tiles.rows, tiles.vectors, c, a, b, ldc, sa_r, sa_p, ldb, k,
-                    alpha, beta, mask, m)
-        else:
-            c, ldc, a, lda, bt, ldbt, k, alpha, beta, mask, m, n = function.args
-            emit_nt(builder, v, tiles.nt_rows, tiles.nt_cols, c, a, bt, ldc, lda, ldbt, k,
-                    alpha, beta, mask, m, n)
-        builder.ret_void()
+    arguments = [pointer, I64, pointer, I64, I64, pointer, I64, I64, scalar, scalar, I64, I64]
+    function = ir.Function(module, ir.FunctionType(ir.VoidType(), arguments), "tile_nn")
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m = function.args
+    emit_nn(builder, _Vectors(builder, bits, tiles), tiles.rows, tiles.vectors, c, a, b, ldc,
+            sa_r, sa_p, ldb, k, alpha, beta, mask, m)
+    builder.ret_void()
     return module

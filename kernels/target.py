@@ -17,10 +17,6 @@ micro-kernels BLIS publishes for each (``kernels/*/3/bli_gemm_*``):
 - Anything else (SSE2, 16 registers of 16 bytes, no FMA): 4 rows by 2
   vectors, 8 accumulators and a register for each product before its add.
 
-The dot-product tile (``tile_nt``) holds nt_rows x nt_cols accumulators and
-loads nt_rows + nt_cols vectors per step (x86 can read one side straight from
-memory).
-
 The choice is a function of the CPU Numba compiles for (the host, or
 ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``), never of timings, so a seeded fit
 gives the same bits on one machine at any thread count. Instruction sets sum
@@ -42,15 +38,13 @@ class Tiles(NamedTuple):
     fma: bool           # a fused multiply-add instruction
     rows: int           # rows of C per tile_nn
     vectors: int        # vectors of columns of C per tile_nn
-    nt_rows: int        # rows of C per tile_nt
-    nt_cols: int        # columns of C per tile_nt
 
 
 TILES = {
-    "avx512": Tiles("AVX-512", 64, 32, True, 8, 3, 4, 6),
-    "avx2": Tiles("AVX2+FMA", 32, 16, True, 6, 2, 3, 4),
-    "neon": Tiles("NEON (AArch64)", 16, 32, True, 8, 3, 4, 4),
-    "generic": Tiles("generic (SSE2 or other)", 16, 16, False, 4, 2, 2, 3),
+    "avx512": Tiles("AVX-512", 64, 32, True, 8, 3),
+    "avx2": Tiles("AVX2+FMA", 32, 16, True, 6, 2),
+    "neon": Tiles("NEON (AArch64)", 16, 32, True, 8, 3),
+    "generic": Tiles("generic (SSE2 or other)", 16, 16, False, 4, 2),
 }
 
 
@@ -78,3 +72,29 @@ def compile_target():
 TRIPLE, CPU_NAME, CPU_FEATURES = compile_target()
 ISA = instruction_set(TRIPLE, CPU_FEATURES)
 HOST = TILES[ISA]
+
+
+def variant_environment(key):
+    """NUMBA_CPU_NAME and NUMBA_CPU_FEATURES that make Numba compile for
+    TILES[key] on this x86-64 host, for a subprocess's environment: "avx2" as
+    a Haswell (the host's features without AVX-512), "generic" as Numba's
+    portable x86-64. Raises ValueError for a set this host cannot run."""
+    if key not in runnable_variants():
+        raise ValueError(f"this {ISA} host cannot run {key!r} code; it runs "
+                         f"{', '.join(runnable_variants())}")
+    if key == ISA:
+        return {}
+    if key == "generic":
+        return {"NUMBA_CPU_NAME": "generic", "NUMBA_CPU_FEATURES": ""}
+    host = ll.get_host_cpu_features()
+    features = ",".join(("-" if name.startswith(("avx512", "avx10", "amx")) or not on
+                         else "+") + name for name, on in sorted(host.items()))
+    return {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": features}
+
+
+def runnable_variants():
+    """Keys of TILES whose code this host runs: its own and the x86-64 ones below it."""
+    if not TRIPLE.startswith("x86_64"):
+        return [ISA]
+    order = ["avx512", "avx2", "generic"]
+    return order[order.index(ISA):]
