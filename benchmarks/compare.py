@@ -2,7 +2,7 @@
 
     python benchmarks/compare.py [--data pixels standardized] [--threads 2]
         [--batch-sizes 1 16 32 128 200 512] [--repeats 5] [--only fastmlp,jax]
-        [--samples N]
+        [--samples N] [--cpu avx2]
     python benchmarks/compare.py --only fastmlp,dropout --batch-sizes 128
     python benchmarks/compare.py --only fastmlp,torch --batch-sizes 128 --busy 1
 
@@ -35,6 +35,12 @@ dropout takes (one minus the median of the paired ratios).
 ``--busy N`` runs N processes that each spin on a core for the whole
 measurement, as on a machine busy with other work.
 
+``--cpu KEY`` runs every implementation on instruction set KEY of
+fastmlp.kernels.target.TILES (``avx2`` or ``generic`` on an AVX-512 host):
+fastmlp through Numba's NUMBA_CPU_NAME/NUMBA_CPU_FEATURES, OpenBLAS, PyTorch
+and JAX through their own variables (common.isa_environment). Without it the
+host's own set runs, and OpenBLAS chooses its kernels.
+
 Slow cases train on a prefix of the data (samples/s stays comparable), said
 under the tables; ``--samples`` caps every epoch, for quick checks only.
 """
@@ -54,7 +60,8 @@ import warnings
 
 import numpy as np
 
-from benchmarks.common import LR, cpu_name, jax_epoch, read_idx, sklearn_epoch, torch_epoch
+from benchmarks.common import (LR, apply_environment, cpu_name, isa_environment, jax_epoch,
+                               read_idx, sklearn_epoch, torch_epoch)
 
 SIZES = (784, 256, 128, 10)
 TRAIN_SAMPLES = 60000
@@ -136,6 +143,9 @@ def worker(name, variant, batch_size, n, threads, connection):
             return n / (time.perf_counter() - start)
     rate()  # warm-up: compilation, allocation
     versions = {module: sys.modules[module].__version__ for module in IMPLEMENTATIONS[name][1]}
+    if name == "fastmlp":
+        from fastmlp.config import header
+        versions["runs on:"] = header()
     if name == "floor":
         from threadpoolctl import threadpool_info
         versions.update({info["internal_api"]: info["version"] for info in threadpool_info()
@@ -227,7 +237,10 @@ def main():
                         help="at most this many samples per epoch (quick checks)")
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="processes spinning on a core each while measuring")
+    parser.add_argument("--cpu", metavar="KEY",
+                        help="run the code of this instruction set (avx2, generic)")
     args = parser.parse_args()
+    apply_environment(isa_environment(args.cpu))  # inherited by the workers
     chosen = args.only.split(",")
     unknown = set(chosen) - set(IMPLEMENTATIONS)
     if unknown:

@@ -1,24 +1,43 @@
 """fastmlp's matrix products against NumPy's BLAS at the training step's shapes.
 
-    python benchmarks/gemm.py [--batch-sizes 16 128 512] [--threads 1 2]
+    python benchmarks/gemm.py [--batch-sizes 16 128 512] [--threads 1 2] [--cpu avx2]
 
 For the 784-256-128-10 net at batch B, float32: every product of a training
 step (forward X @ W, dW = X.T @ dZ, and dX = dZ @ W.T for every layer but the
 first), timed alone, medians of many calls, with ``fastmlp.kernels.gemm`` on
 n of Numba's threads and with ``numpy.matmul`` on n of OpenBLAS's threads
 (threadpoolctl). Prints GFLOP/s of each and of the whole step, and the BLAS
-library NumPy runs with the CPU architecture it chose.
+library NumPy runs with the CPU architecture it chose. ``--cpu KEY`` runs
+both on instruction set KEY (compare.py's option; the script runs itself again
+with the environment that sets it).
 """
 
 import argparse
+import os
+import sys
 import time
 
-import numba
-import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  SciPy's BLAS, which fastmlp calls, before limiting
-from threadpoolctl import threadpool_info, threadpool_limits
+from benchmarks.common import apply_environment, isa_environment
 
-from fastmlp.kernels import gemm
+
+def cpu_option():
+    """--cpu's value, read before Numba is imported (it reads the variables once)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--cpu")
+    return parser.parse_known_args()[0].cpu
+
+
+if __name__ == "__main__" and os.environ.get("GEMM_BENCH_CPU") != str(cpu_option()):
+    apply_environment(isa_environment(cpu_option()) | {"GEMM_BENCH_CPU": str(cpu_option())})
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.linalg.cython_blas  # noqa: E402, F401  SciPy's BLAS, which fastmlp calls
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+from fastmlp.config import header  # noqa: E402
+from fastmlp.kernels import gemm  # noqa: E402
 
 SIZES = (784, 256, 128, 10)
 
@@ -51,9 +70,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 128, 512])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--cpu", metavar="KEY",
+                        help="run the code of this instruction set (avx2, generic)")
     args = parser.parse_args()
     blas = [f"{i['internal_api']} {i['version']} ({i['architecture']} kernels)"
             for i in threadpool_info() if i["user_api"] == "blas"]
+    print(header())
     print(f"NumPy's BLAS: {', '.join(blas)}; GFLOP/s, medians")
     print("| batch | threads | product | fastmlp | NumPy |\n|---|---|---|---:|---:|")
     rng = np.random.default_rng(0)

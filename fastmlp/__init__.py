@@ -1,6 +1,9 @@
 """fastmlp: multilayer perceptrons trained on the CPU by Numba kernels."""
 
+__version__ = "0.1.0"
+
 from . import callbacks
+from .config import show_config
 from .estimators import MLPClassifier, MLPRegressor
 from .gradcheck import gradcheck
 from .model import MLP, History
@@ -10,8 +13,7 @@ from .threads import get_num_threads, set_num_threads
 
 __all__ = ["MLP", "History", "MLPClassifier", "MLPRegressor", "SGD", "Adam", "callbacks",
            "gradcheck", "load",
-           "get_num_threads", "set_num_threads"]
-__version__ = "0.1.0"
+           "get_num_threads", "set_num_threads", "show_config"]
 
 # Submodules imported on first use (PEP 562), keeping ``import fastmlp`` quick.
 _LAZY = ("datasets", "interop", "plots")

@@ -1,5 +1,5 @@
-"""Command line: ``fastmlp train``, ``fastmlp evaluate`` and ``fastmlp predict``
-(the same as ``python -m fastmlp ...``)."""
+"""Command line: ``fastmlp train``, ``fastmlp evaluate``, ``fastmlp predict`` and
+``fastmlp info`` (the same as ``python -m fastmlp ...``)."""
 
 import argparse
 import csv
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import MLP, __version__, load, plots
+from . import MLP, __version__, load, plots, show_config
 from .callbacks import EarlyStopping
 from .datasets import (load_array, load_digits, load_fashion_mnist, load_idx_pair, load_mnist,
                        load_mnist_pkl, load_npy, load_npz, scale)
@@ -232,6 +232,15 @@ def build_parser():
     predict.add_argument("--output", type=_output(".npy", ".csv"), metavar="PATH",
                          help="write the predictions to a .npy or a .csv file instead of "
                               "printing them (default: printed)")
+
+    info = commands.add_parser(
+        "info", help="print the CPU, tile, BLAS and threads fastmlp runs with",
+        description="Print what fastmlp runs on, as fastmlp.show_config() does: the CPU and "
+                    "instruction set Numba compiles for, the matrix-product tile chosen for "
+                    "them, the products that go to BLAS, the BLAS libraries and their "
+                    "threads, Numba's threading layer and thread counts, the kernel cache "
+                    "folder and the libraries' versions.")
+    info.set_defaults(run=_info, parser=info)
     return parser
 
 
@@ -433,6 +442,11 @@ def _predict(args):
             _write_rows(values, f)
     print(f"wrote {'probabilities' if args.proba else 'predictions'} of shape {values.shape} "
           f"to {args.output}")
+    return 0
+
+
+def _info(args):
+    show_config()
     return 0
 
 

@@ -105,6 +105,17 @@ def _data(context, builder, array_type, array, offset):
     return builder.gep(context.make_array(array_type)(context, builder, array).data, [offset])
 
 
+def _rolled(module):
+    """A new loop ID (!{self, !{"llvm.loop.unroll.disable"}}) that keeps LLVM
+    from unrolling a tile's loop: unrolled twice for Zen (znver3, znver4,
+    znver5), the loop needed two sets of row offsets of A and reloaded them
+    from the stack on every step (tests/test_target.py)."""
+    disable = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    loop_id = module.add_metadata([ir.MetaDataString(module, f"tile.{len(module.metadata)}")])
+    loop_id.operands = (loop_id, disable)
+    return loop_id
+
+
 def _loop(builder, count, accumulators, zero, body):
     """for p in range(count): accumulators = body(p, accumulators), from
     ``zero``; returns the final accumulators (count >= 0)."""
@@ -124,7 +135,8 @@ def _loop(builder, count, accumulators, zero, body):
     p.add_incoming(following, end)
     for phi, value in zip(phis, updated):
         phi.add_incoming(value, end)
-    builder.cbranch(builder.icmp_signed("<", following, count), loop, done)
+    back = builder.cbranch(builder.icmp_signed("<", following, count), loop, done)
+    back.set_metadata("llvm.loop", _rolled(builder.module))
     builder.position_at_end(done)
     results = []
     for value in updated:
@@ -148,9 +160,9 @@ def _write(builder, vectors, beta, write):
 
 def emit_nn(builder, v, rows, width, c, a, b, ldc, sa_r, sa_p, ldb, k, alpha, beta, mask, m):
     """The code of tile_nn for ``rows`` rows and ``width`` vectors, from
-    pointers c, a, b to the first elements and i64 values of the rest."""
-    last = v.mask(mask)
-    masks = [None] * (width - 1) + [last]
+    pointers c, a, b to the first elements and i64 values of the rest;
+    ``mask`` None: the last vector is whole, and is read without a mask."""
+    masks = [None] * (width - 1) + [None if mask is None else v.mask(mask)]
     top = builder.sub(m, ir.Constant(I64, 1))
     a_rows = [builder.mul(_at_most(builder, r, top), sa_r) for r in range(rows)]
 
@@ -198,11 +210,21 @@ def tile_nn(typingctx, C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha
         v = _Vectors(builder, C.dtype.bitwidth, HOST)
         c, a, b = (_data(context, builder, *x) for x in [(C, C_, c_at_), (A, A_, a_at_),
                                                           (B, B_, b_at_)])
+        whole = builder.icmp_signed("==", mask_, ir.Constant(mask_.type, (1 << v.n) - 1))
         for vectors in range(1, HOST.vectors + 1):  # one tile per width
             chosen = builder.icmp_signed("==", width_, ir.Constant(width_.type, vectors))
             with builder.if_then(chosen):
-                emit_nn(builder, v, HOST.rows, vectors, c, a, b, ldc_, sa_r_, sa_p_, ldb_, k_,
-                        alpha_, beta_, mask_, m_)
+                if HOST.masked_loads:
+                    emit_nn(builder, v, HOST.rows, vectors, c, a, b, ldc_, sa_r_, sa_p_, ldb_,
+                            k_, alpha_, beta_, mask_, m_)
+                    continue
+                # a masked load without the instruction tests each lane in the
+                # loop: whole vectors get a loop without masks
+                with builder.if_else(whole) as (unmasked, masked):
+                    for lanes_mask, branch in [(None, unmasked), (mask_, masked)]:
+                        with branch:
+                            emit_nn(builder, v, HOST.rows, vectors, c, a, b, ldc_, sa_r_,
+                                    sa_p_, ldb_, k_, alpha_, beta_, lanes_mask, m_)
         return context.get_dummy_value()
     return signature, codegen
 
@@ -211,8 +233,10 @@ def tile_module(tiles, bits=32):
     """An LLVM module holding ``tile_nn`` for ``tiles`` (a target.TILES entry),
     its widest shape, with no Numba around it, to compile for any target: a
     function over pointers and i64 values in the intrinsic's argument order
-    (c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m). For the static
-    check that the tile fits the register file."""
+    (c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m), its last vector
+    masked where the CPU has masked loads (whole elsewhere, as the loop that
+    runs for whole vectors). For the static check that the tile fits the
+    register file."""
     module = ir.Module("tiles")
     scalar = ir.FloatType() if bits == 32 else ir.DoubleType()
     pointer = scalar.as_pointer()
@@ -221,6 +245,6 @@ def tile_module(tiles, bits=32):
     builder = ir.IRBuilder(function.append_basic_block("entry"))
     c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m = function.args
     emit_nn(builder, _Vectors(builder, bits, tiles), tiles.rows, tiles.vectors, c, a, b, ldc,
-            sa_r, sa_p, ldb, k, alpha, beta, mask, m)
+            sa_r, sa_p, ldb, k, alpha, beta, mask if tiles.masked_loads else None, m)
     builder.ret_void()
     return module

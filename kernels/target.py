@@ -36,15 +36,16 @@ class Tiles(NamedTuple):
     vector_bytes: int   # bytes of one vector register
     registers: int      # vector registers
     fma: bool           # a fused multiply-add instruction
+    masked_loads: bool  # loads and stores of chosen lanes (AVX2's vmaskmov, AVX-512's masks)
     rows: int           # rows of C per tile_nn
     vectors: int        # vectors of columns of C per tile_nn
 
 
 TILES = {
-    "avx512": Tiles("AVX-512", 64, 32, True, 8, 3),
-    "avx2": Tiles("AVX2+FMA", 32, 16, True, 6, 2),
-    "neon": Tiles("NEON (AArch64)", 16, 32, True, 8, 3),
-    "generic": Tiles("generic (SSE2 or other)", 16, 16, False, 4, 2),
+    "avx512": Tiles("AVX-512", 64, 32, True, True, 8, 3),
+    "avx2": Tiles("AVX2+FMA", 32, 16, True, True, 6, 2),
+    "neon": Tiles("NEON (AArch64)", 16, 32, True, False, 8, 3),
+    "generic": Tiles("generic (SSE2 or other)", 16, 16, False, False, 4, 2),
 }
 
 

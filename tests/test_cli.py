@@ -17,6 +17,7 @@ from matplotlib.image import imread
 import fastmlp
 from fastmlp import __main__ as cli
 from fastmlp import datasets
+from fastmlp.kernels.target import HOST
 from fastmlp.optimizers import cosine
 
 # Each option of each command, and words from its help text.
@@ -40,6 +41,7 @@ HELP = {
     "predict": {"--model": "the model file", "--data": "data set whose test inputs",
                 "--input": "a .npy of inputs", "--download": "download the files",
                 "--proba": "the probability of each class", "--output": "write the predictions"},
+    "info": {},
 }
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -318,6 +320,13 @@ def test_help_of_each_command_is_complete():
         assert set(named) == set(options)
         for option, words in options.items():
             assert words in named[option] and "(default: " in named[option], named[option]
+
+
+def test_info_prints_the_configuration():
+    result = run(None, "info")
+    assert result.returncode == 0, result.stderr
+    assert re.match(rf"fastmlp +{re.escape(fastmlp.__version__)}\n", result.stdout)
+    assert re.search(rf"^instruction_set +{re.escape(HOST.isa)}$", result.stdout, re.M)
 
 
 def test_version():

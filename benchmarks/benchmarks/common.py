@@ -36,6 +36,53 @@ def cpu_name():
                      if line.startswith("model name")), "unknown CPU")
 
 
+# Per instruction set: the variables that hold OpenBLAS, PyTorch (ATen, oneDNN,
+# MKL) and JAX (XLA) to it, so that every library of a run runs the same set.
+PEER_ISA = {
+    "avx2": {"OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2",
+             "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "XLA_FLAGS": "--xla_cpu_max_isa=AVX2"},
+    "generic": {"OPENBLAS_CORETYPE": "Nehalem", "ATEN_CPU_CAPABILITY": "default",
+                "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+                "XLA_FLAGS": "--xla_cpu_max_isa=SSE4_2"},
+}
+
+
+def isa_environment(key=None):
+    """{variable: value, or None to remove} that make a benchmark's processes
+    run instruction set ``key`` of fastmlp.kernels.target.TILES ("avx2",
+    "generic") on this host: fastmlp through Numba's target, its peers through
+    their own variables. None: the host's own, with OpenBLAS choosing its
+    kernels (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which some machines here
+    set for old OpenBLAS builds, removed). Asks a subprocess, so that this
+    process imports no Numba."""
+    import json
+    import subprocess
+    import sys
+    changes = {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}
+    if key is None:
+        return changes
+    numba_env = subprocess.run(
+        [sys.executable, "-c", "import json; from fastmlp.kernels import target; "
+         f"print(json.dumps(target.variant_environment({key!r})))"],
+        capture_output=True, text=True)
+    if numba_env.returncode:
+        raise SystemExit(numba_env.stderr.strip().splitlines()[-1])
+    changes.update(json.loads(numba_env.stdout))
+    changes.update(PEER_ISA.get(key, {}))
+    return changes
+
+
+def apply_environment(changes):
+    """Set or remove os.environ's variables as ``changes`` says (benchmark
+    scripts only: fastmlp itself never writes the environment)."""
+    for name, value in changes.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def data(batch_size, dtype, scale=1):
     """Synthetic MNIST-shaped inputs (n, 784) in [0, 1] and labels 0..9 (n,);
     n is SAMPLES[batch_size] divided by ``scale`` for slow implementations."""
