@@ -47,6 +47,7 @@ def test_import_and_fit_leave_environment_and_thread_pools_alone():
 def test_overlapping_blas_limits_leave_the_counts_as_they_were():
     import threading
 
+    import scipy.linalg.cython_blas  # noqa: F401  the limit loads SciPy's BLAS, which fastmlp calls
     import threadpoolctl
 
     from fastmlp import threads
