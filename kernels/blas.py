@@ -9,14 +9,16 @@ np.dot calls) in blocks of a fixed grid, each block one call on one of Numba's
 threads (BLAS on one thread: fastmlp.threads.blas_on_one_thread).
 
 ``python benchmarks/gemm.py``, GFLOP/s of dX = dZ1 @ W1.T (784-256-128-10 net),
-tiles / BLAS blocks / one NumPy matmul, 1 and 2 threads, AMD Zen 5:
+tiles / BLAS blocks of 128 x 64 / one NumPy matmul, 1 and 2 threads, AMD Zen 5:
   AVX-512 (OpenBLAS SkylakeX): batch 128: 117 / 181 / 184, 223 / 333 / 295;
       batch 512: 112 / 186 / 230, 227 / 364 / 405.
   AVX2 (NUMBA_CPU_NAME=haswell, OpenBLAS Haswell): batch 128: 66 / 96 / 108,
       126 / 198 / 206; batch 512: 67 / 102 / 127, 131 / 204 / 238.
-Blocks of 128 x 64 beat 64 x 64, 64 x 128, 128 x 256 and 256 x 256 on two
-threads. BLAS blocks for the other products ran at 0.6-0.9x of the tiles
-(per-call packing), so those stay on the tiles.
+Blocks of 128 x 128 then beat 128 x 64, 64 x 256, 256 x 512 and 128 x 1024
+where k is large (each call packs its block of A again): dZ (128, 1024) @
+W.T (1024, 1024) on two threads at 334 GFLOP/s against 250 (NumPy 327) on
+AVX-512, 215 against 185 (NumPy 237) on AVX2. BLAS blocks for the other
+products ran at 0.6-0.9x of the tiles, so those stay on the tiles.
 
 Every element of C is one tile's or one block's sum in a fixed order, so
 results do not depend on thread counts.
@@ -74,7 +76,7 @@ def _nn_tiles(C, A, B, alpha, beta, part, parts):
 
 # Blocks of C each BLAS call computes: a fixed grid, not one per thread, so
 # that every element of C comes from the same call whatever the thread count.
-BLAS_ROWS, BLAS_COLS = 128, 64
+BLAS_ROWS, BLAS_COLS = 128, 128
 # What show_config reports of the choice above.
 BLAS_PRODUCTS = (f"A @ B.T (dX = dZ @ W.T) by BLAS in {BLAS_ROWS} x {BLAS_COLS} blocks; "
                  "the rest on the tiles")
