@@ -356,7 +356,12 @@ class Trainer:
             # A distributed fit's ranks add these up, so all decide alike.
             value, c, per_batch, diverged, interrupted = self.ranks.agree(
                 (value, c, per_batch / self.ranks.size, diverged, self._interrupt.requested))
-            self._chunk = max(1, min(4 * self._chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
+            # The first call's time is mostly compiling, no measure of the batches:
+            # the chunks after it grow as they would after a fast call, so that a
+            # fit that compiles sums its epoch's loss over the same chunks as one
+            # that does not (the sums of other groupings differ in the last bit).
+            self._chunk = 4 * self._chunk if compiling else max(
+                1, min(4 * self._chunk, int(CHUNK_SECONDS / max(per_batch, 1e-9))))
             if diverged:
                 self._diverged(lr, first, stop, hyper, start_updates)
             total += value
