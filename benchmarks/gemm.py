@@ -6,8 +6,9 @@ For the 784-256-128-10 net at batch B, float32: every product of a training
 step (forward X @ W, dW = X.T @ dZ, and dX = dZ @ W.T for every layer but the
 first), timed alone, medians of many calls, with ``fastmlp.kernels.gemm`` on
 n of Numba's threads and with ``numpy.matmul`` on n of OpenBLAS's threads
-(threadpoolctl). Prints GFLOP/s of each and of the whole step, and the BLAS
-library NumPy runs with the CPU architecture it chose. ``--cpu KEY`` runs
+(threadpoolctl). Prints GFLOP/s of each and of the whole step, after a line
+of what fastmlp runs on (fastmlp.config.header: the BLAS libraries too, with
+the kernels they chose). ``--cpu KEY`` runs
 both on instruction set KEY (compare.py's option; the script runs itself again
 with the environment that sets it).
 """
@@ -27,14 +28,16 @@ def cpu_option():
     return parser.parse_known_args()[0].cpu
 
 
-if __name__ == "__main__" and os.environ.get("GEMM_BENCH_CPU") != str(cpu_option()):
-    apply_environment(isa_environment(cpu_option()) | {"GEMM_BENCH_CPU": str(cpu_option())})
-    os.execv(sys.executable, [sys.executable] + sys.argv)
+if __name__ == "__main__":
+    CPU = cpu_option()
+    if os.environ.get("GEMM_BENCH_CPU") != str(CPU):
+        apply_environment(isa_environment(CPU) | {"GEMM_BENCH_CPU": str(CPU)})
+        os.execv(sys.executable, [sys.executable] + sys.argv)
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.linalg.cython_blas  # noqa: E402, F401  SciPy's BLAS, which fastmlp calls
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from fastmlp.config import header  # noqa: E402
 from fastmlp.kernels import gemm  # noqa: E402
@@ -73,10 +76,8 @@ def main():
     parser.add_argument("--cpu", metavar="KEY",
                         help="run the code of this instruction set (avx2, generic)")
     args = parser.parse_args()
-    blas = [f"{i['internal_api']} {i['version']} ({i['architecture']} kernels)"
-            for i in threadpool_info() if i["user_api"] == "blas"]
-    print(header())
-    print(f"NumPy's BLAS: {', '.join(blas)}; GFLOP/s, medians")
+    print(header())  # the BLAS libraries too, with the kernels they chose
+    print("GFLOP/s, medians")
     print("| batch | threads | product | fastmlp | NumPy |\n|---|---|---|---:|---:|")
     rng = np.random.default_rng(0)
     for batch in args.batch_sizes:

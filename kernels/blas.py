@@ -4,7 +4,8 @@ Products whose B has contiguous rows (X @ W, dW = X.T @ dZ) are computed on
 the register tiles of simd.py, sized for the instruction set (target.py) and
 shared out over Numba's threads. Products with a transposed B (dX = dZ @ W.T)
 are dot products of rows, which the tiles ran at half of OpenBLAS's rate on
-every instruction set measured; they go to SciPy's BLAS (the library Numba's
+every instruction set measured; they (and A.T @ B.T, which training never
+asks for) go to SciPy's BLAS (the library Numba's
 np.dot calls) in blocks of a fixed grid, each block one call on one of Numba's
 threads (BLAS on one thread: fastmlp.threads.blas_on_one_thread).
 
@@ -34,7 +35,7 @@ from numba.extending import intrinsic, overload
 from numba.np.linalg import _BLAS
 
 from ._jit import cast_like, helper, parallel_kernel
-from .simd import tile_nn
+from .simd import element_pointer, tile_nn
 from .target import HOST
 
 # Steps of the sum a tile_nn runs before its partial sums go back to C: the
@@ -78,16 +79,15 @@ def _nn_tiles(C, A, B, alpha, beta, part, parts):
 # that every element of C comes from the same call whatever the thread count.
 BLAS_ROWS, BLAS_COLS = 128, 128
 # What show_config reports of the choice above.
-BLAS_PRODUCTS = (f"A @ B.T (dX = dZ @ W.T) by BLAS in {BLAS_ROWS} x {BLAS_COLS} blocks; "
-                 "the rest on the tiles")
+BLAS_PRODUCTS = (f"products with a transposed B (dX = dZ @ W.T) by BLAS in {BLAS_ROWS} x "
+                 f"{BLAS_COLS} blocks; the rest on the tiles")
 
 
 @intrinsic
 def _pointer(typingctx, array, offset):
     """A pointer to element ``offset`` of ``array``'s buffer."""
     def codegen(context, builder, sig, args):
-        data = context.make_array(array)(context, builder, args[0]).data
-        return builder.gep(data, [args[1]])
+        return element_pointer(context, builder, array, *args)
     return types.CPointer(array.dtype)(array, offset), codegen
 
 
@@ -99,16 +99,12 @@ def _on_stack(typingctx, value):
     return types.CPointer(value)(value), codegen
 
 
-def _blas_blocks(C, A, B, alpha, beta, part, parts):
-    raise NotImplementedError("compiled only: call gemm")
-
-
-@overload(_blas_blocks)
-def _blas_blocks_typed(C, A, B, alpha, beta, part, parts):
-    """Part ``part`` of ``parts`` of the BLAS_ROWS x BLAS_COLS blocks of C,
-    each by one call of SciPy's BLAS (the library Numba's np.dot calls), on
-    the calling thread. Row-major C = A @ B is column-major C.T = B.T @ A.T;
-    an operand stored transposed is passed with BLAS's "T"."""
+def _blas_blocks(C, A, B):
+    """For the Numba types of C, A, B: the implementation of ``_part`` that
+    computes its part of the BLAS_ROWS x BLAS_COLS blocks of C, each by one
+    call of SciPy's BLAS (the library Numba's np.dot calls) on the calling
+    thread. Row-major C = A @ B is column-major C.T = B.T @ A.T; an operand
+    stored transposed is passed with BLAS's "T"."""
     xxgemm = _BLAS().numba_xxgemm(C.dtype)
     kind = ord("s" if C.dtype.bitwidth == 32 else "d")
     trans_b = ord("N" if B.layout == "C" else "T")
@@ -131,24 +127,6 @@ def _blas_blocks_typed(C, A, B, alpha, beta, part, parts):
     return blocks
 
 
-@helper
-def _blas(C, A, B, alpha, beta, part, parts):
-    """_blas_blocks, as an implementation _part can return."""
-    _blas_blocks(C, A, B, alpha, beta, part, parts)
-
-
-@helper
-def _loops(C, A, B, alpha, beta, part, parts):
-    """Plain loops over rows part, part + parts, ..., for operands neither
-    tile reads."""
-    for i in range(part, C.shape[0], parts):
-        for j in range(C.shape[1]):
-            total = 0.0
-            for p in range(A.shape[1]):
-                total += A[i, p] * B[p, j]
-            C[i, j] = alpha * total + (0.0 if beta == 0 else beta * C[i, j])
-
-
 def _part(C, A, B, alpha, beta, part, parts):
     raise NotImplementedError("compiled only: call gemm")
 
@@ -164,9 +142,7 @@ def _part_typed(C, A, B, alpha, beta, part, parts):
         raise TypingError("gemm: C must be C-contiguous")
     if B.layout == "C":
         return _nn_tiles
-    if A.layout == "C":
-        return _blas
-    return _loops  # A.T @ B.T: training never asks for it
+    return _blas_blocks(C, A, B)
 
 
 @parallel_kernel

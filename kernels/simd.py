@@ -100,7 +100,7 @@ def _at_most(builder, r, top):
     return builder.select(builder.icmp_signed("<", r, top), r, top)
 
 
-def _data(context, builder, array_type, array, offset):
+def element_pointer(context, builder, array_type, array, offset):
     """A pointer to element ``offset`` of an array argument."""
     return builder.gep(context.make_array(array_type)(context, builder, array).data, [offset])
 
@@ -208,9 +208,10 @@ def tile_nn(typingctx, C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha
         C_, c_at_, ldc_, A_, a_at_, sa_r_, sa_p_, B_, b_at_, ldb_, k_, alpha_, beta_, \
             width_, mask_, m_ = args
         v = _Vectors(builder, C.dtype.bitwidth, HOST)
-        c, a, b = (_data(context, builder, *x) for x in [(C, C_, c_at_), (A, A_, a_at_),
+        c, a, b = (element_pointer(context, builder, *x) for x in [(C, C_, c_at_), (A, A_, a_at_),
                                                           (B, B_, b_at_)])
-        whole = builder.icmp_signed("==", mask_, ir.Constant(mask_.type, (1 << v.n) - 1))
+        whole = None if HOST.masked_loads else builder.icmp_signed(
+            "==", mask_, ir.Constant(mask_.type, (1 << v.n) - 1))
         for vectors in range(1, HOST.vectors + 1):  # one tile per width
             chosen = builder.icmp_signed("==", width_, ir.Constant(width_.type, vectors))
             with builder.if_then(chosen):

@@ -34,7 +34,6 @@ class Tiles(NamedTuple):
     """Register blocking of the matrix product for one instruction set."""
     isa: str            # the name show_config prints
     vector_bytes: int   # bytes of one vector register
-    registers: int      # vector registers
     fma: bool           # a fused multiply-add instruction
     masked_loads: bool  # loads and stores of chosen lanes (AVX2's vmaskmov, AVX-512's masks)
     rows: int           # rows of C per tile_nn
@@ -42,10 +41,10 @@ class Tiles(NamedTuple):
 
 
 TILES = {
-    "avx512": Tiles("AVX-512", 64, 32, True, True, 8, 3),
-    "avx2": Tiles("AVX2+FMA", 32, 16, True, True, 6, 2),
-    "neon": Tiles("NEON (AArch64)", 16, 32, True, False, 8, 3),
-    "generic": Tiles("generic (SSE2 or other)", 16, 16, False, False, 4, 2),
+    "avx512": Tiles("AVX-512", 64, True, True, 8, 3),
+    "avx2": Tiles("AVX2+FMA", 32, True, True, 6, 2),
+    "neon": Tiles("NEON (AArch64)", 16, True, False, 8, 3),
+    "generic": Tiles("generic (SSE2 or other)", 16, False, False, 4, 2),
 }
 
 
