@@ -16,6 +16,7 @@ import warnings
 from contextlib import contextmanager
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from . import kernels, threads
@@ -226,11 +227,26 @@ class Trainer:
         if self.ranks is not ONE_PROCESS:
             return self._distributed_step()
         if per_sample:
-            work = model._work(1)
+            buffers = kernels.sample_buffers(sizes, model.dtype)
 
             def step(first, stop, lr, hyper, done):
-                return kernels.train_samples(model.params, work, sizes, hidden, output, loss,
-                                             X, T, self.order, first, stop, lr)
+                # Runs on up to kernels.PIECES of the chunk's threads, each a
+                # Python thread in the nogil kernel, started after this thread's
+                # call of no samples (which compiles the kernel, raising here).
+                parts = min(numba.get_num_threads(), kernels.PIECES)
+                flags = kernels.sample_flags(parts)
+                args = (flags, model.params, buffers, sizes, hidden, output, loss, X, T,
+                        self.order)
+                kernels.train_samples(0, 1, *args, first, first, lr)
+                others = [threading.Thread(target=kernels.train_samples,
+                                           args=(part, parts, *args, first, stop, lr))
+                          for part in range(1, parts)]
+                for other in others:
+                    other.start()
+                result = kernels.train_samples(0, parts, *args, first, stop, lr)
+                for other in others:
+                    other.join()
+                return result
             return step
         rows = -(-self.batch // self.n_shards)
         work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.gather, sparse,

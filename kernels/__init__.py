@@ -14,6 +14,7 @@ from .losses import (BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR, SOFTMAX_CROSS_ENT
                      binary_cross_entropy, loss_forward_backward, mean_squared_error,
                      softmax, softmax_cross_entropy)
 from .network import (batch_trainer, forward, gradient, layer_params, param_offset,
-                      train_samples, update_block, work_size)
+                      update_block, work_size)
 from .optim import ADAM, MOMENTUM, NESTEROV, SGD, clip_gradient, optimizer_update
+from .samples import PIECES, sample_buffers, sample_flags, train_samples
 from .sparse import SparseRows, n_rows, row_range, sparse_backward, sparse_forward

@@ -21,27 +21,27 @@ def sigmoid(z):
     return e / (1.0 + e)
 
 
+@helper
+def forward_scalar(z, code):
+    """g(z) for one unit; ``code`` is one of IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU."""
+    if code == SIGMOID:
+        return sigmoid(z)
+    if code == TANH:
+        return np.tanh(z)
+    if code == RELU:
+        return z if z > 0 else 0.0
+    if code == LEAKY_RELU:
+        return z if z > 0 else LEAKY_SLOPE * z
+    return z
+
+
 @kernel
 def activation_forward(A, Z, code):
-    """A = g(Z) elementwise.
-
-    A, Z : (n, m); A may be Z (in place). ``code`` is one of IDENTITY, SIGMOID,
-    TANH, RELU, LEAKY_RELU.
-    """
+    """A = g(Z) elementwise. A, Z : (n, m); A may be Z (in place)."""
     n, m = Z.shape
     for i in range(n):
         for j in range(m):
-            z = Z[i, j]
-            if code == SIGMOID:
-                A[i, j] = sigmoid(z)
-            elif code == TANH:
-                A[i, j] = np.tanh(z)
-            elif code == RELU:
-                A[i, j] = z if z > 0 else 0.0
-            elif code == LEAKY_RELU:
-                A[i, j] = z if z > 0 else LEAKY_SLOPE * z
-            else:
-                A[i, j] = z
+            A[i, j] = forward_scalar(Z[i, j], code)
 
 
 @helper

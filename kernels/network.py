@@ -24,7 +24,7 @@ import functools
 from numba import prange, types
 from numba.extending import overload
 
-from ._jit import cast_like, helper, inline_kernel, kernel, parallel_kernel, vector_kernel
+from ._jit import cast_like, helper, inline_kernel, kernel, parallel_kernel
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .dropout import dropout_forward
 from .activations import activation_backward, activation_forward, dropout_backward
@@ -416,80 +416,3 @@ def _masks_typed(dropout, step, row0):
     if isinstance(dropout, types.NoneType):
         return lambda dropout, step, row0: None
     return lambda dropout, step, row0: (dropout[0], dropout[1], step, row0)
-
-
-@vector_kernel
-def _dense_row_forward(a, x, W, b):
-    """a = x @ W + b for one sample, skipping zero inputs: a (fan_out,), x (fan_in,)."""
-    for j in range(a.shape[0]):
-        a[j] = b[j]
-    for i in range(x.shape[0]):
-        v = x[i]
-        if v != 0:
-            for j in range(a.shape[0]):
-                a[j] += v * W[i, j]
-
-
-@vector_kernel
-def _dense_row_backward(dx, d, W):
-    """dx = W @ d, the gradient w.r.t. one sample's input: dx (fan_in,), d (fan_out,)."""
-    for i in range(W.shape[0]):
-        s = 0.0
-        for j in range(W.shape[1]):
-            s += W[i, j] * d[j]
-        dx[i] = s
-
-
-@vector_kernel
-def _dense_row_update(W, b, d, x, lr):
-    """SGD step of one sample straight into the layer, W -= lr * outer(x, d) and
-    b -= lr * d, skipping the rows of W whose input is zero."""
-    for i in range(x.shape[0]):
-        v = lr * x[i]
-        if v != 0:
-            for j in range(d.shape[0]):
-                W[i, j] -= v * d[j]
-    for j in range(d.shape[0]):
-        b[j] -= lr * d[j]
-
-
-@kernel
-def train_samples(params, work, sizes, hidden, output, loss, X, T, order, first, stop, lr):
-    """Per-sample SGD (batches of one) over samples order[first:stop] of X, T.
-
-    Equal to ``train_batches`` with batch 1, but with no gradient buffer: each
-    layer's gradient is the outer product of its input and its delta, applied
-    straight into W (rows whose input is zero are skipped in the forward pass
-    and in the update). ``work`` is laid out for rows = 1.
-    Returns (sum of the losses, n_correct), each taken before its update.
-    """
-    L = sizes.shape[0] - 1
-    total = 0.0
-    correct = 0
-    for k in range(first, stop):
-        x = X[order[k]]
-        A = x
-        for l in range(L):
-            W, b = layer_params(params, sizes, l)
-            Z = _activation(work, sizes, 1, l + 1, 1)
-            _dense_row_forward(Z[0], A, W, b)
-            activation_forward(Z, Z, hidden[l] if l < L - 1 else output)
-            A = Z[0]
-        D = _delta(work, sizes, 1, L, 1)
-        value, c = loss_forward_backward(D, _activation(work, sizes, 1, L, 1),
-                                         T[order[k]:order[k] + 1], loss, output, 1.0)
-        total += value
-        correct += c
-        for l in range(L - 1, -1, -1):
-            W, b = layer_params(params, sizes, l)
-            d = D[0]
-            A_in = x if l == 0 else _activation(work, sizes, 1, l, 1)[0]
-            if l > 0:  # the delta below needs W before its update
-                D_in = _delta(work, sizes, 1, l, 1)
-                _dense_row_backward(D_in[0], d, W)
-                activation_backward(D_in, D_in, _activation(work, sizes, 1, l, 1),
-                                    hidden[l - 1])
-            _dense_row_update(W, b, d, A_in, lr)
-            if l > 0:
-                D = D_in
-    return total, correct

@@ -103,6 +103,30 @@ def test_three_epochs_of_minibatch_sgd_equal_reference(rng, activation, loss, ba
     assert np.abs(net.params - start).max() > 1e-3  # it did train
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("hidden", [(), (70, 33)])
+def test_per_sample_sgd_is_the_same_on_1_and_2_threads(rng, loss, hidden):
+    """Batches of one share each layer's columns out over the threads in
+    fixed pieces (fastmlp.kernels.samples): with layers wider than a piece,
+    the same bits on 1 and 2 threads, and the reference's parameters."""
+    n_out, n, seed = 37 if not hidden else N_OUT[loss], 60, 2
+    X, y = problem(rng, loss, n, 40, n_out)
+    X[rng.random(X.shape) < 0.5] = 0.0
+    runs = []
+    for n_threads in (1, 2):
+        net = fastmlp.MLP((40, *hidden, n_out), "tanh", loss, dtype="float64", seed=4)
+        start = net.params.copy()
+        net.fit(X, y, epochs=2, batch_size=1, lr=0.05, seed=seed, verbose=0, n_threads=n_threads)
+        runs.append(net.params)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    shuffles = np.random.default_rng(seed)
+    orders = [shuffles.permutation(n) for _ in range(2)]
+    want, _ = reference.train(start, net.sizes, "tanh", kernel_output(net), loss, X,
+                              targets(loss, y, n_out), orders, 1, 0.05)
+    np.testing.assert_allclose(runs[1], want, rtol=0, atol=1e-9 * np.abs(want).max())
+    assert np.abs(runs[1] - start).max() > 1e-3  # it did train
+
+
 def test_training_float32_follows_reference(rng):
     net = fastmlp.MLP((5, 16, 3), "relu", dtype="float32", seed=5)
     X, y = problem(rng, "softmax_cross_entropy", 40, 5, 3)
