@@ -49,12 +49,12 @@ from ._jit import cast_like, helper, kernel, vector_kernel
 from .activations import backward_scalar, forward_scalar
 from .losses import loss_forward_backward
 from .network import layer_params
-from .simd import element_pointer
-from .target import TRIPLE
+from .simd import element_pointer, rows_pass
+from .target import HOST, TRIPLE
 
 PIECES = 2  # column pieces per layer, so at most 2 threads: one per core of a pair
 ALIGN = 16  # elements per line, rounded up: units and pieces start at multiples of 16
-GAP = 64    # elements between blocks that different parts write
+GAP = 1024  # elements between blocks that different parts write: 4 KB or more
 LINE = 16   # int64 flags per thread: 128 bytes apart, on lines of their own
 BYTES = 128  # alignment of the buffers' starts
 
@@ -75,7 +75,7 @@ def sample_buffers(sizes, dtype):
     widest = max(_padded(_piece(n, 0)[1]) for n in sizes[1:])
     return (_aligned_zeros(_block_start(sizes, L, 0), dtype), _aligned_zeros((2, units), dtype),
             _aligned_zeros(units, dtype), _aligned_zeros((PIECES, units + GAP), dtype),
-            _aligned_zeros((PIECES, widest + _padded(sizes[L]) + GAP), dtype))
+            _aligned_zeros((PIECES, widest + 2 * _padded(sizes[L]) + GAP), dtype))
 
 
 def sample_flags(parts):
@@ -154,22 +154,41 @@ def _units(sizes, l):
 
 
 @helper
+def _copied(sizes):
+    """Whether every part computes the whole output layer: it has hidden layers
+    before it, and too few units for a second piece (10 classes, say). Each
+    part then keeps its own copy of it, and the barriers after its forward
+    pass and its backward product go (they waited for the part that had it all)."""
+    L = sizes.shape[0] - 1
+    return L > 1 and _piece(sizes[L], 1)[0] == sizes[L]
+
+
+@helper
+def _block_columns(sizes, l, p):
+    """Columns [lo, hi) of layer l in its block p: piece p's, or all of the
+    copied output layer's (block p: part p's copy)."""
+    if l == sizes.shape[0] - 2 and _copied(sizes):
+        return 0, sizes[l + 1]
+    return _piece(sizes[l + 1], p)
+
+
+@helper
 def _block_start(sizes, l, p):
-    """Start of piece p of layer l in ``weights`` (l = L, p = 0: its length)."""
+    """Start of block p of layer l in ``weights`` (l = L, p = 0: its length)."""
     start = 0
     for i in range(l + 1):
         for q in range(PIECES if i < l else p):
-            lo, hi = _piece(sizes[i + 1], q)
+            lo, hi = _block_columns(sizes, i, q)
             start += (sizes[i] + 1) * _padded(hi - lo) + GAP
     return start
 
 
 @helper
 def _block(weights, sizes, l, p):
-    """Views (W (sizes[l], m), b (m,)) of piece p of layer l, m its columns
+    """Views (W (sizes[l], m), b (m,)) of block p of layer l, m its columns
     rounded up to a line."""
     start = _block_start(sizes, l, p)
-    lo, hi = _piece(sizes[l + 1], p)
+    lo, hi = _block_columns(sizes, l, p)
     fan_in, width = sizes[l], _padded(hi - lo)
     mid = start + fan_in * width
     return weights[start:mid].reshape((fan_in, width)), weights[mid:mid + width]
@@ -177,11 +196,10 @@ def _block(weights, sizes, l, p):
 
 @helper
 def _copy_piece(weights, params, sizes, l, p, into_block):
-    """Piece p of layer l from params into its block of weights (into_block),
-    or back."""
+    """Block p of layer l from params into weights (into_block), or back."""
     W, b = _block(weights, sizes, l, p)
     W_user, b_user = layer_params(params, sizes, l)
-    lo, hi = _piece(sizes[l + 1], p)
+    lo, hi = _block_columns(sizes, l, p)
     for i in range(W.shape[0]):
         for j in range(hi - lo):
             if into_block:
@@ -195,47 +213,41 @@ def _copy_piece(weights, params, sizes, l, p, into_block):
             b_user[lo + j] = b[j]
 
 
-@vector_kernel
+@helper
+def _rows(acc, W, x, x_old, d, d_at, lr, update, forward):
+    """rows_pass over every column of W (n, m), m a multiple of the vectors'
+    lanes, in blocks of HOST.row_vectors vectors: acc (m,), d from d_at."""
+    lanes = HOST.vector_bytes // W.itemsize
+    m = W.shape[1]
+    for c in range(0, m, HOST.row_vectors * lanes):
+        rows_pass(acc, c, W, c, m, x, x_old, d, d_at + c, lr, x.shape[0],
+                  min(HOST.row_vectors, (m - c) // lanes), update, forward)
+
+
+@kernel
 def _forward_piece(a, acc, x, W, b, code):
-    """a = g(x @ W + b) for the m = len(a) units of one piece, skipping zero
-    inputs: x (n,), W (n, >= m), b (>= m,), summed in acc (>= m,)."""
-    m = a.shape[0]
-    for j in range(m):
-        acc[j] = b[j]
-    for i in range(x.shape[0]):
-        v = x[i]
-        if v != 0:
-            for j in range(m):
-                acc[j] += v * W[i, j]
-    for j in range(m):
+    """a = g(x @ W + b) for the len(a) units of one piece, skipping zero
+    inputs: x (n,), W (n, m) and b (m,) padded to whole lines, summed in acc (>= m,)."""
+    acc[:W.shape[1]] = b
+    _rows(acc, W, x, x, b, 0, cast_like(W, 0), False, True)
+    for j in range(a.shape[0]):
         a[j] = forward_scalar(acc[j], code)
 
 
-@vector_kernel
-def _first_layer_piece(a, acc, x, W, b, x_old, d_old, lr, code, forward):
-    """The previous sample's step on one piece of the first layer,
-    W -= lr * outer(x_old, d_old) and b -= lr * d_old (d_old (m,)), then,
-    when ``forward``, a = g(x @ W + b) in the same pass over W's rows."""
-    m = d_old.shape[0]
+@kernel
+def _first_layer_piece(a, acc, x, W, b, x_old, d_old, lo, lr, code, forward):
+    """The previous sample's step on one piece of the first layer, the units
+    lo:lo + len(a): W -= lr * outer(x_old, d_old[lo:]) and b -= lr *
+    d_old[lo:], then, when ``forward``, a = g(x @ W + b) in the same pass over
+    W's rows. W (n, m) and b (m,) are padded to whole lines, and so is d_old
+    after lo + len(a) (zeros there)."""
+    m = W.shape[1]
     for j in range(m):
-        b[j] -= lr * d_old[j]
-        acc[j] = b[j]
-    for i in range(x.shape[0]):
-        u = lr * x_old[i]
-        v = x[i] if forward else cast_like(W, 0)
-        if u != 0 and v != 0:
-            for j in range(m):
-                w = W[i, j] - u * d_old[j]
-                W[i, j] = w
-                acc[j] += v * w
-        elif u != 0:
-            for j in range(m):
-                W[i, j] = W[i, j] - u * d_old[j]
-        elif v != 0:
-            for j in range(m):
-                acc[j] += v * W[i, j]
+        b[j] -= lr * d_old[lo + j]
+    acc[:m] = b
+    _rows(acc, W, x, x_old, d_old, lo, lr, True, forward)
     if forward:
-        for j in range(m):
+        for j in range(a.shape[0]):
             a[j] = forward_scalar(acc[j], code)
 
 
@@ -274,12 +286,18 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
     L = sizes.shape[0] - 1
     if stop <= first:
         return 0.0, 0
+    copied = _copied(sizes)
     for l in range(L):
+        if l == L - 1 and copied:
+            _copy_piece(weights, params, sizes, l, part, True)
+            continue
         for p in range(part, PIECES, parts):
             _copy_piece(weights, params, sizes, l, p, True)
     acc = sums[part]
-    out_start = sums.shape[1] - GAP - _padded(sizes[L])
-    d_out = sums[part, out_start:out_start + sizes[L]]  # dZ_L, whole, this part's
+    at = sums.shape[1] - GAP - 2 * _padded(sizes[L])
+    a_out = sums[part, at:at + sizes[L]]  # A_L of the copied output layer
+    at += _padded(sizes[L])
+    d_out = sums[part, at:at + sizes[L]]  # dZ_L, whole, this part's
     d_first = d_out if L == 1 else deltas  # dZ_1, for the first layer's step
     total = 0.0
     correct = 0
@@ -295,11 +313,11 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
             if k == first:
                 _forward_piece(a[lo:hi], acc, x, W, b, code)
             else:
-                _first_layer_piece(a[lo:hi], acc, x, W, b, X[order[k - 1]], d_first[lo:hi],
-                                   lr, code, True)
+                _first_layer_piece(a[lo:hi], acc, x, W, b, X[order[k - 1]], d_first, lo, lr,
+                                   code, True)
         count += 1
         _barrier(flags, part, parts, count)
-        for l in range(1, L):
+        for l in range(1, L - 1 if copied else L):
             begin, after = _units(sizes, l), _units(sizes, l + 1)
             for p in range(part, PIECES, parts):
                 W, b = _block(weights, sizes, l, p)
@@ -308,37 +326,54 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
                                hidden[l] if l < L - 1 else output)
             count += 1
             _barrier(flags, part, parts, count)
-        start = _units(sizes, L)
-        value, c = loss_forward_backward(
-            d_out.reshape((1, sizes[L])), acts[now:now + 1, start:start + sizes[L]],
-            T[order[k]:order[k] + 1], loss, output, 1.0)
+        begin = _units(sizes, L - 1)
+        if copied:
+            W, b = _block(weights, sizes, L - 1, part)
+            _forward_piece(a_out, acc, a[begin:begin + sizes[L - 1]], W, b, output)
+        else:
+            start = _units(sizes, L)
+            a_out[:] = a[start:start + sizes[L]]
+        value, c = loss_forward_backward(d_out.reshape((1, sizes[L])),
+                                         a_out.reshape((1, sizes[L])),
+                                         T[order[k]:order[k] + 1], loss, output, 1.0)
         if part == 0:
             total += value
             correct += c
         for l in range(L - 1, 0, -1):
             begin, after = _units(sizes, l), _units(sizes, l + 1)
             d = d_out if l == L - 1 else deltas[after:after + sizes[l + 1]]
+            whole = l == L - 1 and copied  # this part's copy, all columns
             for p in range(part, PIECES, parts):
-                W, b = _block(weights, sizes, l, p)
-                lo, hi = _piece(sizes[l + 1], p)
-                _backward_piece(partials[p, begin:begin + sizes[l]], a[begin:begin + sizes[l]],
-                                W, b, d[lo:hi], lr)
-            count += 1
-            _barrier(flags, part, parts, count)
+                W, b = _block(weights, sizes, l, part if whole else p)
+                lo, hi = _block_columns(sizes, l, p)
+                _backward_piece(partials[part if whole else p, begin:begin + sizes[l]],
+                                a[begin:begin + sizes[l]], W, b, d[lo:hi], lr)
+                if whole:
+                    break
+            if not whole:
+                count += 1
+                _barrier(flags, part, parts, count)
             for p in range(part, PIECES, parts):
                 lo, hi = _piece(sizes[l], p)
                 for i in range(begin + lo, begin + hi):
-                    s = partials[0, i]
-                    for q in range(1, PIECES):
-                        s += partials[q, i]
+                    if whole:
+                        s = partials[part, i]
+                    else:
+                        s = partials[0, i]
+                        for q in range(1, PIECES):
+                            s += partials[q, i]
                     deltas[i] = backward_scalar(s, a[i], hidden[l - 1])
     # The last sample's step on the first layer, which no forward pass follows.
     x = X[order[stop - 1]]
     for p in range(part, PIECES, parts):
         W, b = _block(weights, sizes, 0, p)
         lo, hi = _piece(sizes[1], p)
-        _first_layer_piece(acts[0, lo:hi], acc, x, W, b, x, d_first[lo:hi], lr, output, False)
+        _first_layer_piece(acts[0, lo:hi], acc, x, W, b, x, d_first, lo, lr, output, False)
     for l in range(L):
+        if l == L - 1 and copied:
+            if part == 0:
+                _copy_piece(weights, params, sizes, l, 0, False)
+            continue
         for p in range(part, PIECES, parts):
             _copy_piece(weights, params, sizes, l, p, False)
     return total, correct

@@ -11,7 +11,13 @@ register file (target.py's table, ``HOST``).
     acc[r, j] = sum_p A[r * sa_r + p * sa_p] * B[p * ldb + j].
     A is read one scalar at a time, so it may be A or A.T.
 
-It ends with C = alpha * acc, or alpha * acc + beta * C when beta != 0 (C
+``rows_pass``: the per-sample step of samples.py on a block of columns of
+    one layer, its sums acc[j] and the row d[j] of dZ in registers while it
+    walks down the rows i of W: where u = lr * x_old[i] != 0, W[i, j] -= u
+    * d[j] (the previous sample's SGD step); where x[i] != 0, acc[j] +=
+    x[i] * W[i, j] (this sample's forward pass, through W after the step).
+
+tile_nn ends with C = alpha * acc, or alpha * acc + beta * C when beta != 0 (C
 is not read when beta == 0). Every element of C is summed by one tile in one
 fixed order: results do not depend on how the tiles are shared out.
 Arrays are passed with an element offset; ``mask`` (int) selects the lanes
@@ -226,6 +232,106 @@ def tile_nn(typingctx, C, c_at, ldc, A, a_at, sa_r, sa_p, B, b_at, ldb, k, alpha
                         with branch:
                             emit_nn(builder, v, HOST.rows, vectors, c, a, b, ldc_, sa_r_,
                                     sa_p_, ldb_, k_, alpha_, beta_, lanes_mask, m_)
+        return context.get_dummy_value()
+    return signature, codegen
+
+
+def emit_rows(builder, v, width, acc, w, ldw, x, x_old, d, lr, n, update, forward):
+    """The code of rows_pass for ``width`` vectors, from pointers acc, w, x,
+    x_old, d to the first elements, i64 values ldw and n, the scalar lr, and
+    i1 values update and forward."""
+    zero = ir.Constant(v.scalar, 0.0)
+    sums = [v.load(v.at(acc, j * v.n)) for j in range(width)]
+    ds = [v.load(v.at(d, j * v.n)) for j in range(width)]
+    entry = builder.basic_block
+    function = builder.function
+    loop, step, add, following, done = (function.append_basic_block(f"rows.{name}") for name in
+                                        ("loop", "step", "add", "next", "done"))
+    builder.cbranch(builder.icmp_signed(">", n, ir.Constant(I64, 0)), loop, done)
+
+    builder.position_at_end(loop)
+    i = builder.phi(I64)
+    i.add_incoming(ir.Constant(I64, 0), entry)
+    phis = [builder.phi(v.type) for _ in range(width)]
+    for phi, value in zip(phis, sums):
+        phi.add_incoming(value, entry)
+    u = builder.select(update, builder.fmul(lr, builder.load(builder.gep(x_old, [i]))), zero)
+    s = builder.select(forward, builder.load(builder.gep(x, [i])), zero)
+    row = builder.gep(w, [builder.mul(i, ldw)])
+    builder.cbranch(builder.fcmp_unordered("!=", u, zero), step, add)
+
+    # The step, and the sum through the new row (s may be 0: a row that x
+    # skips but x_old does not adds 0 * W, so needs no branch of its own).
+    builder.position_at_end(step)
+    minus_u, scale = v.splat(builder.fsub(ir.Constant(v.scalar, -0.0), u)), v.splat(s)
+    stepped = []
+    for j in range(width):
+        at = v.at(row, j * v.n)
+        new = v.fma(minus_u, ds[j], v.load(at))
+        v.store(new, at)
+        stepped.append(v.fma(scale, new, phis[j]))
+    builder.branch(following)
+
+    builder.position_at_end(add)  # no step: the sum alone, where s != 0
+    skip = builder.basic_block
+    added_block = function.append_basic_block("rows.sum")
+    builder.cbranch(builder.fcmp_unordered("!=", s, zero), added_block, following)
+    builder.position_at_end(added_block)
+    scale = v.splat(s)
+    added = [v.fma(scale, v.load(v.at(row, j * v.n)), phis[j]) for j in range(width)]
+    builder.branch(following)
+
+    builder.position_at_end(following)
+    merged = []
+    for j in range(width):
+        phi = builder.phi(v.type)
+        phi.add_incoming(stepped[j], step)
+        phi.add_incoming(phis[j], skip)
+        phi.add_incoming(added[j], added_block)
+        merged.append(phi)
+    after = builder.add(i, ir.Constant(I64, 1))
+    i.add_incoming(after, following)
+    for phi, value in zip(phis, merged):
+        phi.add_incoming(value, following)
+    back = builder.cbranch(builder.icmp_signed("<", after, n), loop, done)
+    back.set_metadata("llvm.loop", _rolled(builder.module))
+
+    builder.position_at_end(done)
+    results = [builder.phi(v.type) for _ in range(width)]
+    for j, result in enumerate(results):
+        result.add_incoming(sums[j], entry)
+        result.add_incoming(merged[j], following)
+    for j, result in enumerate(results):
+        v.store(result, v.at(acc, j * v.n))
+
+
+@intrinsic
+def rows_pass(typingctx, acc, acc_at, W, w_at, ldw, x, x_old, d, d_at, lr, n, width, update,
+              forward):
+    """For ``width`` (1 to HOST.row_vectors) whole vectors of columns j from
+    acc_at, w_at and d_at: over rows i < n of W (row i at w_at + i * ldw),
+    where update and u = lr * x_old[i] != 0, W[i, j] -= u * d[j]; then, where
+    forward and x[i] != 0, acc[j] += x[i] * W[i, j]; in order of i."""
+    signature = types.void(acc, acc_at, W, w_at, ldw, x, x_old, d, d_at, lr, n, width, update,
+                           forward)
+
+    def codegen(context, builder, sig, args):
+        acc_, acc_at_, W_, w_at_, ldw_, x_, x_old_, d_, d_at_, lr_, n_, width_, update_, \
+            forward_ = args
+        zero = ir.Constant(I64, 0)
+        pointers = [element_pointer(context, builder, *a) for a in
+                    [(acc, acc_, acc_at_), (W, W_, w_at_), (x, x_, zero), (x_old, x_old_, zero),
+                     (d, d_, d_at_)]]
+        v = _Vectors(builder, W.dtype.bitwidth, HOST)
+        lr_ = context.cast(builder, lr_, sig.args[9], W.dtype)
+        update_, forward_ = (context.cast(builder, f, t, types.boolean)
+                             for f, t in [(update_, sig.args[12]), (forward_, sig.args[13])])
+        for vectors in range(1, HOST.row_vectors + 1):
+            with builder.if_then(builder.icmp_signed("==", width_,
+                                                     ir.Constant(width_.type, vectors))):
+                a, w, xp, xo, dp = pointers
+                emit_rows(builder, v, vectors, a, w, ldw_, xp, xo, dp, lr_, n_, update_,
+                          forward_)
         return context.get_dummy_value()
     return signature, codegen
 

@@ -17,6 +17,12 @@ micro-kernels BLIS publishes for each (``kernels/*/3/bli_gemm_*``):
 - Anything else (SSE2, 16 registers of 16 bytes, no FMA): 4 rows by 2
   vectors, 8 accumulators and a register for each product before its add.
 
+The per-sample pass of samples.py (``rows_pass``) keeps a block of a
+sample's sums and of its row of dZ in registers while it walks down the rows
+of W: 2 registers per vector of columns, and 3 for the two broadcast scalars
+and a loaded vector (4 without FMA, for the product before its add), so 12
+vectors on 32 registers and 6 on 16.
+
 The choice is a function of the CPU Numba compiles for (the host, or
 ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``), never of timings, so a seeded fit
 gives the same bits on one machine at any thread count. Instruction sets sum
@@ -38,13 +44,14 @@ class Tiles(NamedTuple):
     masked_loads: bool  # loads and stores of chosen lanes (AVX2's vmaskmov, AVX-512's masks)
     rows: int           # rows of C per tile_nn
     vectors: int        # vectors of columns of C per tile_nn
+    row_vectors: int    # vectors of columns per rows_pass (2 per vector in registers)
 
 
 TILES = {
-    "avx512": Tiles("AVX-512", 64, True, True, 8, 3),
-    "avx2": Tiles("AVX2+FMA", 32, True, True, 6, 2),
-    "neon": Tiles("NEON (AArch64)", 16, True, False, 8, 3),
-    "generic": Tiles("generic (SSE2 or other)", 16, False, False, 4, 2),
+    "avx512": Tiles("AVX-512", 64, True, True, 8, 3, 12),
+    "avx2": Tiles("AVX2+FMA", 32, True, True, 6, 2, 6),
+    "neon": Tiles("NEON (AArch64)", 16, True, False, 8, 3, 12),
+    "generic": Tiles("generic (SSE2 or other)", 16, False, False, 4, 2, 6),
 }
 
 
