@@ -122,9 +122,10 @@ def _rolled(module):
     return loop_id
 
 
-def _loop(builder, count, accumulators, zero, body):
-    """for p in range(count): accumulators = body(p, accumulators), from
-    ``zero``; returns the final accumulators (count >= 0)."""
+def _loop(builder, count, initial, body):
+    """for p in range(count): values = body(p, values), from the list
+    ``initial``; returns the final values (count >= 0). The body may branch:
+    it returns in the block where its paths meet."""
     entry = builder.basic_block
     loop = builder.append_basic_block("tile.loop")
     done = builder.append_basic_block("tile.done")
@@ -132,9 +133,9 @@ def _loop(builder, count, accumulators, zero, body):
     builder.position_at_end(loop)
     p = builder.phi(I64)
     p.add_incoming(ir.Constant(I64, 0), entry)
-    phis = [builder.phi(zero.type) for _ in range(accumulators)]
-    for phi in phis:
-        phi.add_incoming(zero, entry)
+    phis = [builder.phi(value.type) for value in initial]
+    for phi, value in zip(phis, initial):
+        phi.add_incoming(value, entry)
     updated = body(p, phis)
     following = builder.add(p, ir.Constant(I64, 1))
     end = builder.basic_block
@@ -144,12 +145,10 @@ def _loop(builder, count, accumulators, zero, body):
     back = builder.cbranch(builder.icmp_signed("<", following, count), loop, done)
     back.set_metadata("llvm.loop", _rolled(builder.module))
     builder.position_at_end(done)
-    results = []
-    for value in updated:
-        result = builder.phi(zero.type)
-        result.add_incoming(zero, entry)
+    results = [builder.phi(value.type) for value in initial]
+    for result, start, value in zip(results, initial, updated):
+        result.add_incoming(start, entry)
         result.add_incoming(value, end)
-        results.append(result)
     return results
 
 
@@ -182,7 +181,7 @@ def emit_nn(builder, v, rows, width, c, a, b, ldc, sa_r, sa_p, ldb, k, alpha, be
             out += [v.fma(s, bs[j], acc[r * width + j]) for j in range(width)]
         return out
 
-    acc = _loop(builder, k, rows * width, v.zero, step)
+    acc = _loop(builder, k, [v.zero] * (rows * width), step)
     scale = v.splat(alpha)
 
     def write(keep):
@@ -241,68 +240,43 @@ def emit_rows(builder, v, width, acc, w, ldw, x, x_old, d, lr, n, update, forwar
     x_old, d to the first elements, i64 values ldw and n, the scalar lr, and
     i1 values update and forward."""
     zero = ir.Constant(v.scalar, 0.0)
-    sums = [v.load(v.at(acc, j * v.n)) for j in range(width)]
     ds = [v.load(v.at(d, j * v.n)) for j in range(width)]
-    entry = builder.basic_block
     function = builder.function
-    loop, step, add, following, done = (function.append_basic_block(f"rows.{name}") for name in
-                                        ("loop", "step", "add", "next", "done"))
-    builder.cbranch(builder.icmp_signed(">", n, ir.Constant(I64, 0)), loop, done)
 
-    builder.position_at_end(loop)
-    i = builder.phi(I64)
-    i.add_incoming(ir.Constant(I64, 0), entry)
-    phis = [builder.phi(v.type) for _ in range(width)]
-    for phi, value in zip(phis, sums):
-        phi.add_incoming(value, entry)
-    u = builder.select(update, builder.fmul(lr, builder.load(builder.gep(x_old, [i]))), zero)
-    s = builder.select(forward, builder.load(builder.gep(x, [i])), zero)
-    row = builder.gep(w, [builder.mul(i, ldw)])
-    builder.cbranch(builder.fcmp_unordered("!=", u, zero), step, add)
+    def row(i, sums):
+        u = builder.select(update, builder.fmul(lr, builder.load(builder.gep(x_old, [i]))), zero)
+        s = builder.select(forward, builder.load(builder.gep(x, [i])), zero)
+        at = builder.gep(w, [builder.mul(i, ldw)])
+        step, add, added_block, following = (function.append_basic_block(f"rows.{name}")
+                                             for name in ("step", "add", "sum", "next"))
+        builder.cbranch(builder.fcmp_unordered("!=", u, zero), step, add)
+        # The step, and the sum through the new row (s may be 0: a row that x
+        # skips but x_old does not adds 0 * W, so needs no branch of its own).
+        builder.position_at_end(step)
+        minus_u, scale = v.splat(builder.fsub(ir.Constant(v.scalar, -0.0), u)), v.splat(s)
+        stepped = []
+        for j in range(width):
+            new = v.fma(minus_u, ds[j], v.load(v.at(at, j * v.n)))
+            v.store(new, v.at(at, j * v.n))
+            stepped.append(v.fma(scale, new, sums[j]))
+        builder.branch(following)
+        builder.position_at_end(add)  # no step: the sum alone, where s != 0
+        builder.cbranch(builder.fcmp_unordered("!=", s, zero), added_block, following)
+        builder.position_at_end(added_block)
+        scale = v.splat(s)
+        added = [v.fma(scale, v.load(v.at(at, j * v.n)), sums[j]) for j in range(width)]
+        builder.branch(following)
+        builder.position_at_end(following)
+        merged = [builder.phi(v.type) for _ in range(width)]
+        for j, phi in enumerate(merged):
+            phi.add_incoming(stepped[j], step)
+            phi.add_incoming(sums[j], add)
+            phi.add_incoming(added[j], added_block)
+        return merged
 
-    # The step, and the sum through the new row (s may be 0: a row that x
-    # skips but x_old does not adds 0 * W, so needs no branch of its own).
-    builder.position_at_end(step)
-    minus_u, scale = v.splat(builder.fsub(ir.Constant(v.scalar, -0.0), u)), v.splat(s)
-    stepped = []
-    for j in range(width):
-        at = v.at(row, j * v.n)
-        new = v.fma(minus_u, ds[j], v.load(at))
-        v.store(new, at)
-        stepped.append(v.fma(scale, new, phis[j]))
-    builder.branch(following)
-
-    builder.position_at_end(add)  # no step: the sum alone, where s != 0
-    skip = builder.basic_block
-    added_block = function.append_basic_block("rows.sum")
-    builder.cbranch(builder.fcmp_unordered("!=", s, zero), added_block, following)
-    builder.position_at_end(added_block)
-    scale = v.splat(s)
-    added = [v.fma(scale, v.load(v.at(row, j * v.n)), phis[j]) for j in range(width)]
-    builder.branch(following)
-
-    builder.position_at_end(following)
-    merged = []
-    for j in range(width):
-        phi = builder.phi(v.type)
-        phi.add_incoming(stepped[j], step)
-        phi.add_incoming(phis[j], skip)
-        phi.add_incoming(added[j], added_block)
-        merged.append(phi)
-    after = builder.add(i, ir.Constant(I64, 1))
-    i.add_incoming(after, following)
-    for phi, value in zip(phis, merged):
-        phi.add_incoming(value, following)
-    back = builder.cbranch(builder.icmp_signed("<", after, n), loop, done)
-    back.set_metadata("llvm.loop", _rolled(builder.module))
-
-    builder.position_at_end(done)
-    results = [builder.phi(v.type) for _ in range(width)]
-    for j, result in enumerate(results):
-        result.add_incoming(sums[j], entry)
-        result.add_incoming(merged[j], following)
-    for j, result in enumerate(results):
-        v.store(result, v.at(acc, j * v.n))
+    initial = [v.load(v.at(acc, j * v.n)) for j in range(width)]
+    for j, value in enumerate(_loop(builder, n, initial, row)):
+        v.store(value, v.at(acc, j * v.n))
 
 
 @intrinsic
