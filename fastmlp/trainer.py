@@ -230,23 +230,9 @@ class Trainer:
             buffers = kernels.sample_buffers(sizes, model.dtype)
 
             def step(first, stop, lr, hyper, done):
-                # Runs on up to kernels.PIECES of the chunk's threads, each a
-                # Python thread in the nogil kernel, started after this thread's
-                # call of no samples (which compiles the kernel, raising here).
                 parts = min(numba.get_num_threads(), kernels.PIECES)
-                flags = kernels.sample_flags(parts)
-                args = (flags, model.params, buffers, sizes, hidden, output, loss, X, T,
-                        self.order)
-                kernels.train_samples(0, 1, *args, first, first, lr)
-                others = [threading.Thread(target=kernels.train_samples,
-                                           args=(part, parts, *args, first, stop, lr))
-                          for part in range(1, parts)]
-                for other in others:
-                    other.start()
-                result = kernels.train_samples(0, parts, *args, first, stop, lr)
-                for other in others:
-                    other.join()
-                return result
+                return kernels.run_samples(parts, model.params, buffers, sizes, hidden, output,
+                                           loss, X, T, self.order, first, stop, lr)
             return step
         rows = -(-self.batch // self.n_shards)
         work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.gather, sparse,

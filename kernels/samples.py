@@ -39,6 +39,8 @@ Buffers (``sample_buffers``), with layer l's units at columns
 - sums (PIECES, ...): per part, its accumulators and dZ_L, computed whole by each.
 """
 
+import threading
+
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -377,3 +379,22 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
         for p in range(part, PIECES, parts):
             _copy_piece(weights, params, sizes, l, p, False)
     return total, correct
+
+
+def run_samples(parts, params, buffers, sizes, hidden, output, loss, X, T, order, first, stop,
+                lr):
+    """train_samples over samples order[first:stop] on ``parts`` threads (1 to
+    PIECES): this Python thread and parts - 1 others, each in the nogil
+    kernel. A call with no samples first compiles it, or raises, here, before
+    any thread waits at a barrier. Returns (sum of the losses, n_correct)."""
+    flags = sample_flags(parts)
+    args = (flags, params, buffers, sizes, hidden, output, loss, X, T, order)
+    train_samples(0, 1, *args, first, first, lr)
+    others = [threading.Thread(target=train_samples, args=(part, parts, *args, first, stop, lr))
+              for part in range(1, parts)]
+    for other in others:
+        other.start()
+    result = train_samples(0, parts, *args, first, stop, lr)
+    for other in others:
+        other.join()
+    return result

@@ -311,13 +311,14 @@ def rows_pass(typingctx, acc, acc_at, W, w_at, ldw, x, x_old, d, d_at, lr, n, wi
 
 
 def tile_module(tiles, bits=32):
-    """An LLVM module holding ``tile_nn`` for ``tiles`` (a target.TILES entry),
-    its widest shape, with no Numba around it, to compile for any target: a
-    function over pointers and i64 values in the intrinsic's argument order
-    (c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m), its last vector
-    masked where the CPU has masked loads (whole elsewhere, as the loop that
-    runs for whole vectors). For the static check that the tile fits the
-    register file."""
+    """An LLVM module holding the kernels of this file for ``tiles`` (a
+    target.TILES entry) at their widest, with no Numba around them, to compile
+    for any target; for the static check that they fit the register file.
+    Functions over pointers, i64 and i1 values in the intrinsics' argument order:
+    ``tile_nn`` (c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m), its
+    last vector masked where the CPU has masked loads (whole elsewhere, as
+    the loop that runs for whole vectors); ``rows_pass`` (acc, w, ldw, x,
+    x_old, d, lr, n, update, forward)."""
     module = ir.Module("tiles")
     scalar = ir.FloatType() if bits == 32 else ir.DoubleType()
     pointer = scalar.as_pointer()
@@ -327,5 +328,13 @@ def tile_module(tiles, bits=32):
     c, ldc, a, sa_r, sa_p, b, ldb, k, alpha, beta, mask, m = function.args
     emit_nn(builder, _Vectors(builder, bits, tiles), tiles.rows, tiles.vectors, c, a, b, ldc,
             sa_r, sa_p, ldb, k, alpha, beta, mask if tiles.masked_loads else None, m)
+    builder.ret_void()
+    flag = ir.IntType(1)
+    arguments = [pointer, pointer, I64, pointer, pointer, pointer, scalar, I64, flag, flag]
+    function = ir.Function(module, ir.FunctionType(ir.VoidType(), arguments), "rows_pass")
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    acc, w, ldw, x, x_old, d, lr, n, update, forward = function.args
+    emit_rows(builder, _Vectors(builder, bits, tiles), tiles.row_vectors, acc, w, ldw, x, x_old,
+              d, lr, n, update, forward)
     builder.ret_void()
     return module

@@ -19,9 +19,10 @@ micro-kernels BLIS publishes for each (``kernels/*/3/bli_gemm_*``):
 
 The per-sample pass of samples.py (``rows_pass``) keeps a block of a
 sample's sums and of its row of dZ in registers while it walks down the rows
-of W: 2 registers per vector of columns, and 3 for the two broadcast scalars
-and a loaded vector (4 without FMA, for the product before its add), so 12
-vectors on 32 registers and 6 on 16.
+of W: 2 registers per vector of columns, and about 6 more for the row's
+scalars, their broadcasts and a loaded vector (x86 keeps scalars in vector
+registers). The widest blocks that do not spill (tests/test_target.py): 12
+vectors on AVX-512, 10 on NEON, 5 on AVX2 and 4 on SSE2.
 
 The choice is a function of the CPU Numba compiles for (the host, or
 ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``), never of timings, so a seeded fit
@@ -49,9 +50,9 @@ class Tiles(NamedTuple):
 
 TILES = {
     "avx512": Tiles("AVX-512", 64, True, True, 8, 3, 12),
-    "avx2": Tiles("AVX2+FMA", 32, True, True, 6, 2, 6),
-    "neon": Tiles("NEON (AArch64)", 16, True, False, 8, 3, 12),
-    "generic": Tiles("generic (SSE2 or other)", 16, False, False, 4, 2, 6),
+    "avx2": Tiles("AVX2+FMA", 32, True, True, 6, 2, 5),
+    "neon": Tiles("NEON (AArch64)", 16, True, False, 8, 3, 10),
+    "generic": Tiles("generic (SSE2 or other)", 16, False, False, 4, 2, 4),
 }
 
 

@@ -3,7 +3,7 @@
 import numba
 import numpy as np
 import pytest
-from conftest import ACTIVATIONS, LOSSES, assert_close
+from conftest import ACTIVATIONS, LOSSES, RTOL, assert_close
 
 from fastmlp import kernels, reference
 from fastmlp.registry import ACTIVATIONS as ENTRIES
@@ -275,3 +275,33 @@ def test_update_blocks_tile_the_buffer_weights_and_biases_apart(sizes):
         assert np.all(is_weight[start:stop] == weights)
         covered[start:stop] += 1
     np.testing.assert_array_equal(covered, 1)
+
+
+@pytest.mark.parametrize("sizes", [[40, 37], [40, 70, 33, 5], [30, 200, 3]])
+def test_per_sample_sgd(dtype, rng, sizes):
+    """Per-sample SGD with each layer's columns shared out over threads in
+    pieces (kernels/samples.py), its last layer whole on each when it has one
+    piece: the same bits on 1 and 2 threads, and the reference's parameters.
+    Half the inputs are zero, which the pass skips."""
+    n = 40
+    X = rng.normal(size=(n, sizes[0])).astype(dtype)
+    X[rng.random(X.shape) < 0.5] = 0
+    T = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], n)]
+    start = rng.normal(0, 0.3, kernels.param_offset(np.array(sizes), len(sizes) - 1))
+    start = start.astype(dtype)
+    order, lr = rng.permutation(n), np.dtype(dtype).type(0.05)
+    codes = (np.full(len(sizes) - 2, kernels.TANH), kernels.IDENTITY,
+             kernels.SOFTMAX_CROSS_ENTROPY)
+    runs = []
+    for parts in (1, 2):
+        params = start.copy()
+        buffers = kernels.sample_buffers(np.array(sizes), dtype)
+        total, correct = kernels.run_samples(parts, params, buffers, np.array(sizes), *codes,
+                                             X, T, order, 0, n, lr)
+        runs.append(params)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    want, losses = reference.train(start.astype(np.float64), sizes, "tanh", "identity",
+                                   "softmax_cross_entropy", X.astype(np.float64),
+                                   T.astype(np.float64), [order], 1, float(lr))
+    assert_close(runs[1], want, dtype)
+    assert total == pytest.approx(sum(losses), rel=RTOL[dtype])

@@ -1,9 +1,9 @@
 """The tiles of kernels/target.py fit the register files they are chosen for,
 and the kernels agree under every instruction set this host can run.
 
-The static test compiles simd.py's standalone tile for CPUs this machine
-need not have (LLVM cross-compiles to any of them) and reads the tile's inner
-loop in the assembly: no operand there may address the stack, where a value
+The static test compiles simd.py's standalone kernels (the matrix product's
+tile and the per-sample pass) for CPUs this machine need not have (LLVM
+cross-compiles to any of them) and reads each one's inner loop in the assembly: no operand there may address the stack, where a value
 that did not fit a register would go, and the multiply-adds must run on
 vectors of the width the table promises."""
 
@@ -143,19 +143,20 @@ def stack_operands(lines, loop):
     return [i for i in loop if re.search("|".join(stack), i)]
 
 
-def check_tiles(triple, cpu, key, bits, tiles=None):
-    """Problems of the inner loop of tile_nn built from ``tiles`` (default
-    TILES[key]) for ``bits``-bit floats on ``cpu``, as lines of text; an
-    empty list when it fits. ``key`` names the instructions the loop must use."""
+def check_tiles(triple, cpu, key, bits, tiles=None, kernel="tile_nn"):
+    """Problems of the inner loop of ``kernel`` ("tile_nn" or "rows_pass")
+    built from ``tiles`` (default TILES[key]) for ``bits``-bit floats on
+    ``cpu``, as lines of text; an empty list when it fits. ``key`` names the
+    instructions the loop must use."""
     tiles = tiles or TILES[key]
-    lines = functions(assembly(triple, cpu, tile_module(tiles, bits)))["tile_nn"]
+    lines = functions(assembly(triple, cpu, tile_module(tiles, bits)))[kernel]
     arithmetic, operand, shapes = ARITHMETIC[key]
     arithmetic, shape = arithmetic[bits == 64], shapes[bits == 64]
     loop = inner_loop(lines)
     work = [i for i in loop if re.match(arithmetic + r"\b", i)]
     found = {s for i in work for s in re.findall(operand, i)}
     spills = stack_operands(lines, loop)
-    accumulators = tiles.rows * tiles.vectors
+    accumulators = tiles.rows * tiles.vectors if kernel == "tile_nn" else tiles.row_vectors
     problems = []
     if not work or len(work) % accumulators:
         problems.append(f"{len(work)} {arithmetic} in the loop, not a multiple of the "
@@ -170,18 +171,24 @@ def check_tiles(triple, cpu, key, bits, tiles=None):
     return problems
 
 
+@pytest.mark.parametrize("kernel", ["tile_nn", "rows_pass"])
 @pytest.mark.parametrize("bits", [32, 64])
 @pytest.mark.parametrize("triple, cpu, key", TARGETS)
-def test_tiles_fit_the_register_file(triple, cpu, key, bits):
-    problems = check_tiles(triple, cpu, key, bits)
-    assert not problems, f"{cpu}, {bits}-bit floats:\n" + "\n".join(problems)
+def test_tiles_fit_the_register_file(triple, cpu, key, bits, kernel):
+    problems = check_tiles(triple, cpu, key, bits, kernel=kernel)
+    assert not problems, f"{kernel} on {cpu}, {bits}-bit floats:\n" + "\n".join(problems)
 
 
 def test_check_tiles_sees_a_spill():
-    """Haswell's tile fits; with 36 accumulators for 16 registers it spills."""
+    """Haswell's tile and pass fit; with 36 accumulators, or 2 x 10 vectors
+    in the pass, for 16 registers they spill."""
     assert check_tiles(X86, "haswell", "avx2", 32) == []
     too_many = TILES["avx2"]._replace(rows=12, vectors=3)
     (problem,) = check_tiles(X86, "haswell", "avx2", 32, too_many)
+    assert "address the stack" in problem
+    assert check_tiles(X86, "haswell", "avx2", 32, kernel="rows_pass") == []
+    too_wide = TILES["avx2"]._replace(row_vectors=10)
+    (problem,) = check_tiles(X86, "haswell", "avx2", 32, too_wide, kernel="rows_pass")
     assert "address the stack" in problem
 
 
