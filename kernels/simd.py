@@ -240,7 +240,6 @@ def emit_rows(builder, v, width, acc, w, ldw, x, x_old, d, lr, n, update, forwar
     x_old, d to the first elements, i64 values ldw and n, the scalar lr, and
     i1 values update and forward."""
     zero = ir.Constant(v.scalar, 0.0)
-    ds = [v.load(v.at(d, j * v.n)) for j in range(width)]
     function = builder.function
 
     def row(i, sums):
@@ -256,7 +255,7 @@ def emit_rows(builder, v, width, acc, w, ldw, x, x_old, d, lr, n, update, forwar
         minus_u, scale = v.splat(builder.fsub(ir.Constant(v.scalar, -0.0), u)), v.splat(s)
         stepped = []
         for j in range(width):
-            new = v.fma(minus_u, ds[j], v.load(v.at(at, j * v.n)))
+            new = v.fma(minus_u, v.load(v.at(d, j * v.n)), v.load(v.at(at, j * v.n)))
             v.store(new, v.at(at, j * v.n))
             stepped.append(v.fma(scale, new, sums[j]))
         builder.branch(following)

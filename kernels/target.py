@@ -18,11 +18,11 @@ micro-kernels BLIS publishes for each (``kernels/*/3/bli_gemm_*``):
   vectors, 8 accumulators and a register for each product before its add.
 
 The per-sample pass of samples.py (``rows_pass``) keeps a block of a
-sample's sums and of its row of dZ in registers while it walks down the rows
-of W: 2 registers per vector of columns, and about 6 more for the row's
-scalars, their broadcasts and a loaded vector (x86 keeps scalars in vector
-registers). The widest blocks that do not spill (tests/test_target.py): 12
-vectors on AVX-512, 10 on NEON, 5 on AVX2 and 4 on SSE2.
+sample's sums in registers while it walks down the rows of W: a register per
+vector of columns, and about 6 more for the row's scalars, their broadcasts
+and loaded vectors (x86 keeps scalars in vector registers). Blocks of 16
+vectors on AVX-512, 12 on NEON and 8 on AVX2 and SSE2 fit
+(tests/test_target.py); AVX2 spills from 12.
 
 The choice is a function of the CPU Numba compiles for (the host, or
 ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``), never of timings, so a seeded fit
@@ -49,10 +49,10 @@ class Tiles(NamedTuple):
 
 
 TILES = {
-    "avx512": Tiles("AVX-512", 64, True, True, 8, 3, 12),
-    "avx2": Tiles("AVX2+FMA", 32, True, True, 6, 2, 5),
-    "neon": Tiles("NEON (AArch64)", 16, True, False, 8, 3, 10),
-    "generic": Tiles("generic (SSE2 or other)", 16, False, False, 4, 2, 4),
+    "avx512": Tiles("AVX-512", 64, True, True, 8, 3, 16),
+    "avx2": Tiles("AVX2+FMA", 32, True, True, 6, 2, 8),
+    "neon": Tiles("NEON (AArch64)", 16, True, False, 8, 3, 12),
+    "generic": Tiles("generic (SSE2 or other)", 16, False, False, 4, 2, 8),
 }
 
 

@@ -180,14 +180,14 @@ def test_tiles_fit_the_register_file(triple, cpu, key, bits, kernel):
 
 
 def test_check_tiles_sees_a_spill():
-    """Haswell's tile and pass fit; with 36 accumulators, or 2 x 10 vectors
-    in the pass, for 16 registers they spill."""
+    """Haswell's tile and pass fit; with 36 accumulators, or 16 vectors of
+    sums in the pass, for 16 registers they spill."""
     assert check_tiles(X86, "haswell", "avx2", 32) == []
     too_many = TILES["avx2"]._replace(rows=12, vectors=3)
     (problem,) = check_tiles(X86, "haswell", "avx2", 32, too_many)
     assert "address the stack" in problem
     assert check_tiles(X86, "haswell", "avx2", 32, kernel="rows_pass") == []
-    too_wide = TILES["avx2"]._replace(row_vectors=10)
+    too_wide = TILES["avx2"]._replace(row_vectors=16)
     (problem,) = check_tiles(X86, "haswell", "avx2", 32, too_wide, kernel="rows_pass")
     assert "address the stack" in problem
 
