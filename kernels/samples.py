@@ -244,8 +244,9 @@ def _first_layer_piece(a, acc, x, W, b, x_old, d_old, lo, lr, code, forward):
     W's rows. W (n, m) and b (m,) are padded to whole lines, and so is d_old
     after lo + len(a) (zeros there)."""
     m = W.shape[1]
+    d = d_old[lo:lo + m]
     for j in range(m):
-        b[j] -= lr * d_old[lo + j]
+        b[j] -= lr * d[j]
     acc[:m] = b
     _rows(acc, W, x, x_old, d_old, lo, lr, True, forward)
     if forward:
@@ -256,9 +257,10 @@ def _first_layer_piece(a, acc, x, W, b, x_old, d_old, lo, lr, code, forward):
 @vector_kernel
 def _backward_piece(partial, a, W, b, d, lr):
     """partial = W @ d (n,) with W before the step, and the step
-    W -= lr * outer(a, d), b -= lr * d, in one pass over W's rows: d (m,),
-    a (n,), W (n, >= m), b (>= m,)."""
-    m = d.shape[0]
+    W -= lr * outer(a, d), b -= lr * d, in one pass over W's rows: a (n,),
+    W (n, m) and b (m,) padded to whole lines, and d (>= m,) too, with zeros
+    beyond the piece (whole vectors: no scalar loop for the last columns)."""
+    m = W.shape[1]
     for i in range(W.shape[0]):
         u = lr * a[i]
         s = cast_like(W, 0)
@@ -299,7 +301,7 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
     at = sums.shape[1] - GAP - 2 * _padded(sizes[L])
     a_out = sums[part, at:at + sizes[L]]  # A_L of the copied output layer
     at += _padded(sizes[L])
-    d_out = sums[part, at:at + sizes[L]]  # dZ_L, whole, this part's
+    d_out = sums[part, at:at + _padded(sizes[L])]  # dZ_L, whole, this part's, then zeros
     d_first = d_out if L == 1 else deltas  # dZ_1, for the first layer's step
     total = 0.0
     correct = 0
@@ -335,7 +337,7 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
         else:
             start = _units(sizes, L)
             a_out[:] = a[start:start + sizes[L]]
-        value, c = loss_forward_backward(d_out.reshape((1, sizes[L])),
+        value, c = loss_forward_backward(d_out[:sizes[L]].reshape((1, sizes[L])),
                                          a_out.reshape((1, sizes[L])),
                                          T[order[k]:order[k] + 1], loss, output, 1.0)
         if part == 0:
@@ -343,13 +345,13 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
             correct += c
         for l in range(L - 1, 0, -1):
             begin, after = _units(sizes, l), _units(sizes, l + 1)
-            d = d_out if l == L - 1 else deltas[after:after + sizes[l + 1]]
+            d = d_out if l == L - 1 else deltas[after:after + _padded(sizes[l + 1])]
             whole = l == L - 1 and copied  # this part's copy, all columns
             for p in range(part, PIECES, parts):
                 W, b = _block(weights, sizes, l, part if whole else p)
                 lo, hi = _block_columns(sizes, l, p)
                 _backward_piece(partials[part if whole else p, begin:begin + sizes[l]],
-                                a[begin:begin + sizes[l]], W, b, d[lo:hi], lr)
+                                a[begin:begin + sizes[l]], W, b, d[lo:], lr)
                 if whole:
                     break
             if not whole:
