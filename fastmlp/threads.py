@@ -92,7 +92,9 @@ class ChunkThreads:
     PROBE_FIRST seconds of training, then after doubling intervals while the
     count in use stays the faster (back to PROBE_FIRST when it loses), at
     most PROBE_MOST. Faster means fewer seconds per batch than the chunks on
-    the count in use since the last probe. The results of a fit do not
+    the count in use since the last probe. A per-sample chunk whose threads
+    waited for one another off their cores turns to one thread at once, and
+    counts as a lost probe when it was one. The results of a fit do not
     depend on its thread count, so its chunks may run on different counts."""
 
     def __init__(self, most):
@@ -108,8 +110,18 @@ class ChunkThreads:
             return self.current
         return 1 if self.current == self.most else self.most
 
-    def record(self, n, seconds, batches):
-        """The chunk just run on n threads took ``seconds`` for ``batches`` batches."""
+    def record(self, n, seconds, batches, waited=False):
+        """The chunk just run on n threads took ``seconds`` for ``batches``
+        batches; ``waited``: its threads waited for one another off their cores
+        (a per-sample chunk's barriers, kernels.run_samples), where one thread
+        runs faster."""
+        if waited and n > 1:
+            if n == self.current:
+                self.current, self.interval = 1, PROBE_FIRST
+            else:
+                self.interval = min(2 * self.interval, PROBE_MOST)
+            self.seconds = self.batches = 0
+            return
         if n == self.current:
             self.seconds += seconds
             self.batches += batches

@@ -27,6 +27,12 @@ from .optimizers import SGD, check_optimizer
 
 # Seconds of compiled work between two returns to Python.
 CHUNK_SECONDS = 0.2
+# A per-sample chunk on several threads whose barriers waited so long that a
+# thread yielded its core (kernels.run_samples) at more than this share of its
+# samples turns the fit to one thread (threads.ChunkThreads): another was off
+# its core. An idle machine here had such waits at 0.02% of the samples,
+# beside a busy core at 30-100%.
+LATE_SHARE = 0.01
 # A first compiled call still running after this many seconds is compiling:
 # verbose fits say so.
 COMPILE_NOTICE_SECONDS = 0.5
@@ -138,6 +144,7 @@ class Trainer:
         # MPI ranks keep their thread count: they agree on one time per chunk.
         self._chunk_threads = (threads.ChunkThreads(self.n_threads)
                                if self.ranks is ONE_PROCESS else None)
+        self._waited = False  # the last per-sample chunk's threads waited for a core
         self._step = self._compiled_step()
         model._trainer = self  # the next fit resumes from here
 
@@ -231,8 +238,11 @@ class Trainer:
 
             def step(first, stop, lr, hyper, done):
                 parts = min(numba.get_num_threads(), kernels.PIECES)
-                return kernels.run_samples(parts, model.params, buffers, sizes, hidden, output,
-                                           loss, X, T, self.order, first, stop, lr)
+                value, correct, late = kernels.run_samples(
+                    parts, model.params, buffers, sizes, hidden, output, loss, X, T,
+                    self.order, first, stop, lr)
+                self._waited = late > LATE_SHARE * (stop - first)
+                return value, correct
             return step
         rows = -(-self.batch // self.n_shards)
         work = np.empty((self.n_shards, kernels.work_size(sizes, rows, self.gather, sparse,
@@ -353,7 +363,7 @@ class Trainer:
             seconds = time.perf_counter() - started
             per_batch = seconds / (stop - first)
             if chooser is not None:
-                chooser.record(n_threads, seconds, stop - first)
+                chooser.record(n_threads, seconds, stop - first, self._waited)
             diverged = not (np.isfinite(value) and np.isfinite(params).all())
             # A distributed fit's ranks add these up, so all decide alike.
             value, c, per_batch, diverged, interrupted = self.ranks.agree(

@@ -39,6 +39,7 @@ Buffers (``sample_buffers``), with layer l's units at columns
 - sums (PIECES, ...): per part, its accumulators and dZ_L, computed whole by each.
 """
 
+import sys
 import threading
 
 import numpy as np
@@ -58,6 +59,7 @@ PIECES = 2  # column pieces per layer, so at most 2 threads: one per core of a p
 ALIGN = 16  # elements per line, rounded up: units and pieces start at multiples of 16
 GAP = 1024  # elements between blocks that different parts write: 4 KB or more
 LINE = 16   # int64 flags per thread: 128 bytes apart, on lines of their own
+SPINS = 2000  # pauses a barrier spins before it yields the core (40-300 us)
 BYTES = 128  # alignment of the buffers' starts
 
 
@@ -122,15 +124,39 @@ def _pause(typingctx):
     return types.void(), codegen
 
 
+@intrinsic
+def _yield(typingctx):
+    """Give the core to another thread (POSIX sched_yield; a pause on Windows)."""
+    def codegen(context, builder, signature, args):
+        if sys.platform == "win32":
+            return context.compile_internal(builder, lambda: _pause(), signature, args)
+        builder.call(cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield"), [])
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
 @helper
 def _barrier(flags, part, parts, count):
-    """Wait until every part has reached its barrier number ``count``."""
+    """Wait until every part has reached its barrier number ``count``: spin
+    for SPINS pauses (the other threads arrive within a microsecond when they
+    run), then yield the core at each check, for a thread the system has
+    taken off its core (a machine busy with other work). Returns 1 when it
+    had to yield, else 0."""
+    late = 0
     if parts == 1:
-        return
+        return late
     _publish(flags, part * LINE, count)
     for p in range(parts):
+        spins = 0
         while _read(flags, p * LINE) < count:
-            _pause()
+            if spins < SPINS:
+                _pause()
+                spins += 1
+            else:
+                _yield()
+                late = 1
+    return late
 
 
 @helper
@@ -306,6 +332,7 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
     total = 0.0
     correct = 0
     count = 0  # barriers passed
+    late = 0  # barriers that waited long enough to yield
     for k in range(first, stop):
         now = (k - first) % 2
         x = X[order[k]]
@@ -320,7 +347,8 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
                 _first_layer_piece(a[lo:hi], acc, x, W, b, X[order[k - 1]], d_first, lo, lr,
                                    code, True)
         count += 1
-        _barrier(flags, part, parts, count)
+        waited = _barrier(flags, part, parts, count)
+        late += waited if count > 1 else 0  # not the threads' start
         for l in range(1, L - 1 if copied else L):
             begin, after = _units(sizes, l), _units(sizes, l + 1)
             for p in range(part, PIECES, parts):
@@ -329,7 +357,7 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
                 _forward_piece(a[after + lo:after + hi], acc, a[begin:begin + sizes[l]], W, b,
                                hidden[l] if l < L - 1 else output)
             count += 1
-            _barrier(flags, part, parts, count)
+            late += _barrier(flags, part, parts, count)
         begin = _units(sizes, L - 1)
         if copied:
             W, b = _block(weights, sizes, L - 1, part)
@@ -356,7 +384,7 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
                     break
             if not whole:
                 count += 1
-                _barrier(flags, part, parts, count)
+                late += _barrier(flags, part, parts, count)
             for p in range(part, PIECES, parts):
                 lo, hi = _piece(sizes[l], p)
                 for i in range(begin + lo, begin + hi):
@@ -380,6 +408,7 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
             continue
         for p in range(part, PIECES, parts):
             _copy_piece(weights, params, sizes, l, p, False)
+    flags[part * LINE + 1] = late
     return total, correct
 
 
@@ -388,7 +417,9 @@ def run_samples(parts, params, buffers, sizes, hidden, output, loss, X, T, order
     """train_samples over samples order[first:stop] on ``parts`` threads (1 to
     PIECES): this Python thread and parts - 1 others, each in the nogil
     kernel. A call with no samples first compiles it, or raises, here, before
-    any thread waits at a barrier. Returns (sum of the losses, n_correct)."""
+    any thread waits at a barrier. Returns (sum of the losses, n_correct,
+    the barriers at which a thread waited so long that it yielded its core:
+    another was off its own)."""
     flags = sample_flags(parts)
     args = (flags, params, buffers, sizes, hidden, output, loss, X, T, order)
     train_samples(0, 1, *args, first, first, lr)
@@ -396,7 +427,7 @@ def run_samples(parts, params, buffers, sizes, hidden, output, loss, X, T, order
               for part in range(1, parts)]
     for other in others:
         other.start()
-    result = train_samples(0, parts, *args, first, stop, lr)
+    total, correct = train_samples(0, parts, *args, first, stop, lr)
     for other in others:
         other.join()
-    return result
+    return total, correct, int(flags[1::LINE].sum())

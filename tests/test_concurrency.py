@@ -142,6 +142,21 @@ def test_chunk_threads_follow_the_faster_count():
     assert alone.next() == 1
 
 
+def test_chunk_threads_leave_threads_that_waited_for_a_core():
+    """A per-sample chunk whose threads waited for one another off their
+    cores turns the fit to one thread at once, however fast it ran; a probe
+    of two threads that waited so counts as lost."""
+    choice = threads.ChunkThreads(2)
+    choice.record(2, 0.1, 10)
+    choice.record(2, 0.1, 10, waited=True)
+    assert choice.current == 1 and choice.next() == 1
+    while choice.next() == 1:
+        choice.record(1, 1.0, 10)
+    interval = choice.interval
+    choice.record(2, 0.01, 10, waited=True)  # the probe: fast, but waited
+    assert choice.current == 1 and choice.interval == 2 * interval
+
+
 def test_a_fit_moving_between_thread_counts_keeps_its_bits(monkeypatch):
     """A fit may run each compiled chunk on its threads or on one
     (threads.ChunkThreads); here it tries the other count after every chunk,
