@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+import scipy.linalg.cython_blas  # noqa: F401  (a fit loads SciPy's BLAS: load it before counting)
 from threadpoolctl import threadpool_info
 
 import fastmlp

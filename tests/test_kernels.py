@@ -296,7 +296,7 @@ def test_per_sample_sgd(dtype, rng, sizes):
     for parts in (1, 2):
         params = start.copy()
         buffers = kernels.sample_buffers(np.array(sizes), dtype)
-        total, correct = kernels.run_samples(parts, params, buffers, np.array(sizes), *codes,
+        total, correct, _ = kernels.run_samples(parts, params, buffers, np.array(sizes), *codes,
                                              X, T, order, 0, n, lr)
         runs.append(params)
     np.testing.assert_array_equal(runs[0], runs[1])
