@@ -241,22 +241,30 @@ def _copy_piece(weights, params, sizes, l, p, into_block):
             b_user[lo + j] = b[j]
 
 
-@helper
+@kernel
 def _rows(acc, W, x, x_old, d, d_at, lr, update, forward):
     """rows_pass over every column of W (n, m), m a multiple of the vectors'
-    lanes, in blocks of HOST.row_vectors vectors: acc (m,), d from d_at."""
+    lanes, in blocks of HOST.row_vectors vectors, or the widest power of two
+    that fits the columns left: acc (m,), d from d_at. A kernel of its own,
+    so that its code is compiled once for every piece function."""
     lanes = HOST.vector_bytes // W.itemsize
     m = W.shape[1]
-    for c in range(0, m, HOST.row_vectors * lanes):
-        rows_pass(acc, c, W, c, m, x, x_old, d, d_at + c, lr, x.shape[0],
-                  min(HOST.row_vectors, (m - c) // lanes), update, forward)
+    c = 0
+    while c < m:
+        vectors = HOST.row_vectors
+        while vectors * lanes > m - c:
+            vectors //= 2
+        rows_pass(acc, c, W, c, m, x, x_old, d, d_at + c, lr, x.shape[0], vectors, update,
+                  forward)
+        c += vectors * lanes
 
 
 @kernel
 def _forward_piece(a, acc, x, W, b, code):
     """a = g(x @ W + b) for the len(a) units of one piece, skipping zero
     inputs: x (n,), W (n, m) and b (m,) padded to whole lines, summed in acc (>= m,)."""
-    acc[:W.shape[1]] = b
+    for j in range(W.shape[1]):
+        acc[j] = b[j]
     _rows(acc, W, x, x, b, 0, cast_like(W, 0), False, True)
     for j in range(a.shape[0]):
         a[j] = forward_scalar(acc[j], code)
@@ -273,7 +281,7 @@ def _first_layer_piece(a, acc, x, W, b, x_old, d_old, lo, lr, code, forward):
     d = d_old[lo:lo + m]
     for j in range(m):
         b[j] -= lr * d[j]
-    acc[:m] = b
+        acc[j] = b[j]
     _rows(acc, W, x, x_old, d_old, lo, lr, True, forward)
     if forward:
         for j in range(a.shape[0]):
@@ -364,7 +372,8 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
             _forward_piece(a_out, acc, a[begin:begin + sizes[L - 1]], W, b, output)
         else:
             start = _units(sizes, L)
-            a_out[:] = a[start:start + sizes[L]]
+            for j in range(sizes[L]):
+                a_out[j] = a[start + j]
         value, c = loss_forward_backward(d_out[:sizes[L]].reshape((1, sizes[L])),
                                          a_out.reshape((1, sizes[L])),
                                          T[order[k]:order[k] + 1], loss, output, 1.0)

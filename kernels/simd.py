@@ -281,7 +281,7 @@ def emit_rows(builder, v, width, acc, w, ldw, x, x_old, d, lr, n, update, forwar
 @intrinsic
 def rows_pass(typingctx, acc, acc_at, W, w_at, ldw, x, x_old, d, d_at, lr, n, width, update,
               forward):
-    """For ``width`` (1 to HOST.row_vectors) whole vectors of columns j from
+    """For ``width`` (a power of two up to HOST.row_vectors) whole vectors of columns j from
     acc_at, w_at and d_at: over rows i < n of W (row i at w_at + i * ldw),
     where update and u = lr * x_old[i] != 0, W[i, j] -= u * d[j]; then, where
     forward and x[i] != 0, acc[j] += x[i] * W[i, j]; in order of i."""
@@ -299,7 +299,7 @@ def rows_pass(typingctx, acc, acc_at, W, w_at, ldw, x, x_old, d, d_at, lr, n, wi
         lr_ = context.cast(builder, lr_, sig.args[9], W.dtype)
         update_, forward_ = (context.cast(builder, f, t, types.boolean)
                              for f, t in [(update_, sig.args[12]), (forward_, sig.args[13])])
-        for vectors in range(1, HOST.row_vectors + 1):
+        for vectors in (2 ** i for i in range(HOST.row_vectors.bit_length())):
             with builder.if_then(builder.icmp_signed("==", width_,
                                                      ir.Constant(width_.type, vectors))):
                 a, w, xp, xo, dp = pointers

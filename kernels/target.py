@@ -21,8 +21,9 @@ The per-sample pass of samples.py (``rows_pass``) keeps a block of a
 sample's sums in registers while it walks down the rows of W: a register per
 vector of columns, and about 6 more for the row's scalars, their broadcasts
 and loaded vectors (x86 keeps scalars in vector registers). Blocks of 16
-vectors on AVX-512, 12 on NEON and 8 on AVX2 and SSE2 fit
-(tests/test_target.py); AVX2 spills from 12.
+vectors on AVX-512 and 8 on NEON, AVX2 and SSE2 fit (tests/test_target.py;
+AVX2 spills from 12, NEON from 16); powers of two, so that a pass compiles
+for 5 or 4 widths only.
 
 The choice is a function of the CPU Numba compiles for (the host, or
 ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``), never of timings, so a seeded fit
@@ -45,13 +46,13 @@ class Tiles(NamedTuple):
     masked_loads: bool  # loads and stores of chosen lanes (AVX2's vmaskmov, AVX-512's masks)
     rows: int           # rows of C per tile_nn
     vectors: int        # vectors of columns of C per tile_nn
-    row_vectors: int    # vectors of columns per rows_pass (2 per vector in registers)
+    row_vectors: int    # vectors of columns per rows_pass, a power of two
 
 
 TILES = {
     "avx512": Tiles("AVX-512", 64, True, True, 8, 3, 16),
     "avx2": Tiles("AVX2+FMA", 32, True, True, 6, 2, 8),
-    "neon": Tiles("NEON (AArch64)", 16, True, False, 8, 3, 12),
+    "neon": Tiles("NEON (AArch64)", 16, True, False, 8, 3, 8),
     "generic": Tiles("generic (SSE2 or other)", 16, False, False, 4, 2, 8),
 }
 
