@@ -7,8 +7,8 @@ columns are cut into PIECES fixed pieces, and each thread (``part``) always
 works on the same pieces, forward, backward and update: its share of the
 weights stays in its own core's cache. The threads meet at a spin barrier
 after each layer's forward pass, and after each backward product whose sum
-over columns the next layer down needs; a step of an L-layer net has 2L - 1
-of them.
+over columns the next layer down needs: 2L - 1 per sample of an L-layer net,
+or 2L - 3 where each thread computes the whole output layer (``_copied``).
 
 The pieces do not depend on the number of threads: one thread runs every
 piece in turn and sums the same partial products in the same order, so a
