@@ -2,7 +2,8 @@
 ``header()``, the one line a benchmark prints.
 
 The CPU and instruction set Numba compiles for and the matrix-product tile
-chosen for them (fastmlp.kernels.target), which products go to BLAS, the
+chosen for them (fastmlp.kernels.target), the per-sample path's pieces and
+passes (fastmlp.kernels.samples), which products go to BLAS, the
 BLAS libraries in the process with their threads, Numba's threading layer and thread counts, the folder of
 the compiled kernels' cache, and the versions of the numerical libraries.
 Reading them changes nothing: no environment variable, no thread pool, no
@@ -19,6 +20,7 @@ import scipy
 from . import __version__
 from .kernels import target
 from .kernels.blas import BLAS_PRODUCTS, gemm
+from .kernels.samples import PER_SAMPLE
 from .threads import get_num_threads
 
 
@@ -38,6 +40,7 @@ def config():
         "cpu_from_NUMBA_CPU_NAME": numba.config.CPU_NAME is not None,
         "instruction_set": tiles.isa,
         "tile_nn": f"{tiles.rows} rows x {tiles.vectors} vectors of {tiles.vector_bytes} bytes",
+        "per_sample": PER_SAMPLE,
         "blas": BLAS_PRODUCTS,
         "blas_libraries": [
             {"library": info["internal_api"], "version": info["version"],

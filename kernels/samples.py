@@ -61,6 +61,9 @@ GAP = 1024  # elements between blocks that different parts write: 4 KB or more
 LINE = 16   # int64 flags per thread: 128 bytes apart, on lines of their own
 SPINS = 2000  # pauses a barrier spins before it yields the core (40-300 us)
 BYTES = 128  # alignment of the buffers' starts
+# What show_config reports of the per-sample path.
+PER_SAMPLE = (f"batch 1: each layer's columns in {PIECES} pieces over up to {PIECES} threads, "
+              f"passes of {HOST.row_vectors} vectors of {HOST.vector_bytes} bytes")
 
 
 def _aligned_zeros(shape, dtype):

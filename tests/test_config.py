@@ -20,9 +20,10 @@ from fastmlp import kernels
 from fastmlp.config import config, header
 from fastmlp.kernels import target
 from fastmlp.kernels.blas import BLAS_PRODUCTS, gemm
+from fastmlp.kernels.samples import PIECES
 
 FIELDS = ["fastmlp", "cpu", "host_cpu", "cpu_from_NUMBA_CPU_NAME", "instruction_set", "tile_nn",
-          "blas", "blas_libraries", "threading_layer", "threading_layer_in_use", "threads",
+          "per_sample", "blas", "blas_libraries", "threading_layer", "threading_layer_in_use", "threads",
           "numba_num_threads", "cache_dir", "numpy", "numba", "llvmlite", "scipy"]
 
 
@@ -39,6 +40,9 @@ def test_config_describes_this_host():
     assert fields["instruction_set"] == tiles.isa
     assert fields["tile_nn"] == (f"{tiles.rows} rows x {tiles.vectors} vectors of "
                                  f"{tiles.vector_bytes} bytes")
+    assert fields["per_sample"] == (f"batch 1: each layer's columns in {PIECES} pieces over up "
+                                    f"to {PIECES} threads, passes of {tiles.row_vectors} "
+                                    f"vectors of {tiles.vector_bytes} bytes")
     assert fields["blas"] == BLAS_PRODUCTS
     assert fields["threads"] == fastmlp.get_num_threads()
     assert fields["numba_num_threads"] == numba.config.NUMBA_NUM_THREADS
