@@ -111,30 +111,38 @@ def _read(typingctx, flags, index):
     return types.int64(flags, index), codegen
 
 
+def _emit_pause(builder):
+    """The CPU's spin-wait hint at ``builder``: x86 pause, AArch64 yield,
+    nothing elsewhere."""
+    module = builder.module
+    if TRIPLE.startswith("x86_64"):
+        builder.call(cgutils.get_or_insert_function(
+            module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause"), [])
+    elif TRIPLE.startswith(("aarch64", "arm64")):
+        builder.call(cgutils.get_or_insert_function(
+            module, ir.FunctionType(ir.VoidType(), [ir.IntType(32)]), "llvm.aarch64.hint"),
+            [ir.Constant(ir.IntType(32), 1)])
+
+
 @intrinsic
 def _pause(typingctx):
-    """The CPU's spin-wait hint (x86 pause, AArch64 yield; nothing elsewhere)."""
+    """The CPU's spin-wait hint."""
     def codegen(context, builder, signature, args):
-        module = builder.module
-        if TRIPLE.startswith("x86_64"):
-            builder.call(cgutils.get_or_insert_function(
-                module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause"), [])
-        elif TRIPLE.startswith(("aarch64", "arm64")):
-            builder.call(cgutils.get_or_insert_function(
-                module, ir.FunctionType(ir.VoidType(), [ir.IntType(32)]), "llvm.aarch64.hint"),
-                [ir.Constant(ir.IntType(32), 1)])
+        _emit_pause(builder)
         return context.get_dummy_value()
     return types.void(), codegen
 
 
 @intrinsic
 def _yield(typingctx):
-    """Give the core to another thread (POSIX sched_yield; a pause on Windows)."""
+    """Give the core to another thread: POSIX sched_yield (the spin-wait hint
+    on Windows, which has no sched_yield)."""
     def codegen(context, builder, signature, args):
         if sys.platform == "win32":
-            return context.compile_internal(builder, lambda: _pause(), signature, args)
-        builder.call(cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield"), [])
+            _emit_pause(builder)
+        else:
+            builder.call(cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield"), [])
         return context.get_dummy_value()
     return types.void(), codegen
 
