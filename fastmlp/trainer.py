@@ -237,9 +237,8 @@ class Trainer:
             buffers = kernels.sample_buffers(sizes, model.dtype)
 
             def step(first, stop, lr, hyper, done):
-                parts = min(numba.get_num_threads(), kernels.PIECES)
                 value, correct, late = kernels.run_samples(
-                    parts, model.params, buffers, sizes, hidden, output, loss, X, T,
+                    numba.get_num_threads(), model.params, buffers, sizes, hidden, output, loss, X, T,
                     self.order, first, stop, lr)
                 self._waited = late > LATE_SHARE * (stop - first)
                 return value, correct

@@ -16,5 +16,5 @@ from .losses import (BINARY_CROSS_ENTROPY, MEAN_SQUARED_ERROR, SOFTMAX_CROSS_ENT
 from .network import (batch_trainer, forward, gradient, layer_params, param_offset,
                       update_block, work_size)
 from .optim import ADAM, MOMENTUM, NESTEROV, SGD, clip_gradient, optimizer_update
-from .samples import PIECES, run_samples, sample_buffers
+from .samples import run_samples, sample_buffers
 from .sparse import SparseRows, n_rows, row_range, sparse_backward, sparse_forward

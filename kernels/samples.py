@@ -234,6 +234,21 @@ def _block(weights, sizes, l, p):
 
 
 @helper
+def _copy_blocks(weights, params, sizes, part, parts, into_block):
+    """This part's blocks of every layer from params into weights
+    (into_block), or back: its pieces, and its copy of a copied output layer
+    (which part 0 alone copies back)."""
+    L = sizes.shape[0] - 1
+    for l in range(L):
+        if l == L - 1 and _copied(sizes):
+            if into_block or part == 0:
+                _copy_piece(weights, params, sizes, l, part, into_block)
+        else:
+            for p in range(part, PIECES, parts):
+                _copy_piece(weights, params, sizes, l, p, into_block)
+
+
+@helper
 def _copy_piece(weights, params, sizes, l, p, into_block):
     """Block p of layer l from params into weights (into_block), or back."""
     W, b = _block(weights, sizes, l, p)
@@ -336,12 +351,7 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
     if stop <= first:
         return 0.0, 0
     copied = _copied(sizes)
-    for l in range(L):
-        if l == L - 1 and copied:
-            _copy_piece(weights, params, sizes, l, part, True)
-            continue
-        for p in range(part, PIECES, parts):
-            _copy_piece(weights, params, sizes, l, p, True)
+    _copy_blocks(weights, params, sizes, part, parts, True)
     acc = sums[part]
     at = sums.shape[1] - GAP - 2 * _padded(sizes[L])
     a_out = sums[part, at:at + sizes[L]]  # A_L of the copied output layer
@@ -421,25 +431,20 @@ def train_samples(part, parts, flags, params, buffers, sizes, hidden, output, lo
         W, b = _block(weights, sizes, 0, p)
         lo, hi = _piece(sizes[1], p)
         _first_layer_piece(acts[0, lo:hi], acc, x, W, b, x, d_first, lo, lr, output, False)
-    for l in range(L):
-        if l == L - 1 and copied:
-            if part == 0:
-                _copy_piece(weights, params, sizes, l, 0, False)
-            continue
-        for p in range(part, PIECES, parts):
-            _copy_piece(weights, params, sizes, l, p, False)
+    _copy_blocks(weights, params, sizes, part, parts, False)
     flags[part * LINE + 1] = late
     return total, correct
 
 
-def run_samples(parts, params, buffers, sizes, hidden, output, loss, X, T, order, first, stop,
-                lr):
-    """train_samples over samples order[first:stop] on ``parts`` threads (1 to
-    PIECES): this Python thread and parts - 1 others, each in the nogil
+def run_samples(threads, params, buffers, sizes, hidden, output, loss, X, T, order, first,
+                stop, lr):
+    """train_samples over samples order[first:stop] on ``threads`` threads,
+    at most PIECES: this Python thread and the others, each in the nogil
     kernel. A call with no samples first compiles it, or raises, here, before
     any thread waits at a barrier. Returns (sum of the losses, n_correct,
     the barriers at which a thread waited so long that it yielded its core:
     another was off its own)."""
+    parts = min(threads, PIECES)
     flags = sample_flags(parts)
     args = (flags, params, buffers, sizes, hidden, output, loss, X, T, order)
     train_samples(0, 1, *args, first, first, lr)

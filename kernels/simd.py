@@ -12,8 +12,8 @@ register file (target.py's table, ``HOST``).
     A is read one scalar at a time, so it may be A or A.T.
 
 ``rows_pass``: the per-sample step of samples.py on a block of columns of
-    one layer, its sums acc[j] and the row d[j] of dZ in registers while it
-    walks down the rows i of W: where u = lr * x_old[i] != 0, W[i, j] -= u
+    one layer, its sums acc[j] in registers while it walks down the rows i of
+    W (the row d[j] of dZ read from memory by the multiply-adds): where u = lr * x_old[i] != 0, W[i, j] -= u
     * d[j] (the previous sample's SGD step); where x[i] != 0, acc[j] +=
     x[i] * W[i, j] (this sample's forward pass, through W after the step).
 

@@ -23,8 +23,8 @@ from fastmlp.kernels.blas import BLAS_PRODUCTS, gemm
 from fastmlp.kernels.samples import PIECES
 
 FIELDS = ["fastmlp", "cpu", "host_cpu", "cpu_from_NUMBA_CPU_NAME", "instruction_set", "tile_nn",
-          "per_sample", "blas", "blas_libraries", "threading_layer", "threading_layer_in_use", "threads",
-          "numba_num_threads", "cache_dir", "numpy", "numba", "llvmlite", "scipy"]
+          "per_sample", "blas", "blas_libraries", "threading_layer", "threading_layer_in_use",
+          "threads", "numba_num_threads", "cache_dir", "numpy", "numba", "llvmlite", "scipy"]
 
 
 def blas_pools():

@@ -293,11 +293,11 @@ def test_per_sample_sgd(dtype, rng, sizes):
     codes = (np.full(len(sizes) - 2, kernels.TANH), kernels.IDENTITY,
              kernels.SOFTMAX_CROSS_ENTROPY)
     runs = []
-    for parts in (1, 2):
+    for threads in (1, 2):
         params = start.copy()
         buffers = kernels.sample_buffers(np.array(sizes), dtype)
-        total, correct, _ = kernels.run_samples(parts, params, buffers, np.array(sizes), *codes,
-                                             X, T, order, 0, n, lr)
+        total, correct, _ = kernels.run_samples(threads, params, buffers, np.array(sizes),
+                                                *codes, X, T, order, 0, n, lr)
         runs.append(params)
     np.testing.assert_array_equal(runs[0], runs[1])
     want, losses = reference.train(start.astype(np.float64), sizes, "tanh", "identity",

@@ -3,9 +3,10 @@ and the kernels agree under every instruction set this host can run.
 
 The static test compiles simd.py's standalone kernels (the matrix product's
 tile and the per-sample pass) for CPUs this machine need not have (LLVM
-cross-compiles to any of them) and reads each one's inner loop in the assembly: no operand there may address the stack, where a value
-that did not fit a register would go, and the multiply-adds must run on
-vectors of the width the table promises."""
+cross-compiles to any of them) and reads each one's inner loop in the
+assembly: no operand there may address the stack, where a value that did
+not fit a register would go, and the multiply-adds must run on vectors of
+the width the table promises."""
 
 import os
 import re
